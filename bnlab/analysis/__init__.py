@@ -1,0 +1,1 @@
+"""Aggregation of run folders into study tables (pure pandas, no Snakemake)."""

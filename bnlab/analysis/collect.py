@@ -1,0 +1,46 @@
+"""Read a study's run folders into tables: one row per run, and long curve data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bnlab.config import StudyPlan
+from bnlab.runfolder import load_run
+
+# metrics.json fields copied into the run table
+METRIC_COLUMNS = (
+    "status", "diverged_step", "steps", "steps_per_epoch", "epochs", "train_seconds", "wall_seconds",
+    "samples_per_second", "parameters", "best_val_acc", "best_val_acc_step", "best_val_loss",
+    "final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc", "final_test_loss",
+    "final_test_acc", "device",
+)
+
+
+def collect_runs(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
+    """One row per run of the study: label, axis values, seed, metrics, folder."""
+    rows = []
+    for spec in study.runs:
+        path = Path(run_root) / spec.relative_dir()
+        run = load_run(path)
+        values = spec.as_strings()
+        row = {"label": study.label(spec), "seed": spec.seed}
+        row.update({axis: values[axis] for axis in study.axes})
+        row.update({key: run.metrics.get(key) for key in METRIC_COLUMNS})
+        row["run_dir"] = spec.relative_dir()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def collect_curves(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
+    """Long table of every evaluation of every run: label, seed, split, step, epoch, loss, acc."""
+    frames = []
+    for spec in study.runs:
+        run = load_run(Path(run_root) / spec.relative_dir())
+        h = run.history.copy()
+        h.insert(0, "label", study.label(spec))
+        h.insert(1, "seed", spec.seed)
+        h["status"] = run.metrics.get("status")
+        frames.append(h)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,293 @@
+"""Config validation and study expansion: YAML config -> validated plan of runs.
+
+Everything a user can get wrong in the config is caught here, before
+Snakemake plans a job, with a message that names the field and what is
+allowed. The plan it returns is what the rules expand into jobs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from bnlab.params import NOT_APPLICABLE, PARAM_NAMES, RunSpec, format_number, format_widths
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+
+# Models whose layer widths the config may set (the others have a fixed shape).
+MODELS_WITH_WIDTHS = ("mlp", "cnn", "cnn2")
+# Init schemes that take init_scale, and the scale "default" stands for.
+INIT_SCALE_DEFAULTS = {"normal": 1.0, "uniform": 0.5}
+# Run parameters that are numbers; YAML reads "1e-3" as a string, so these are
+# converted before validation ("1e-3" and 0.001 are then the same run).
+NUMERIC_PARAMS = ("init_scale", "dropout_in", "dropout_hidden", "lr", "momentum", "weight_decay")
+
+
+class ConfigError(ValueError):
+    """A config problem a user can fix; the message names the field."""
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as fh:
+        return yaml.safe_load(fh)
+
+
+# ---------------------------------------------------------------- defaults
+def _resolve_ref(schema: dict, root: dict) -> dict:
+    while "$ref" in schema:
+        name = schema["$ref"].split("/")[-1]
+        schema = root["$defs"][name]
+    return schema
+
+
+def _fill_defaults(instance: Any, schema: dict, root: dict) -> None:
+    """Insert schema defaults into dicts, recursively (in place)."""
+    schema = _resolve_ref(schema, root)
+    if not isinstance(instance, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        sub_resolved = _resolve_ref(sub, root)
+        if key not in instance:
+            if "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            elif "default" in sub_resolved:
+                instance[key] = copy.deepcopy(sub_resolved["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in schema.get("properties", {}):
+                _fill_defaults(value, extra, root)
+
+
+# -------------------------------------------------------------- messages
+def _path_text(parts) -> str:
+    text = ""
+    for p in parts:
+        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
+    return text or "(top level)"
+
+
+def _explain(error: jsonschema.ValidationError, prefix: list) -> str:
+    """One line: where, what is wrong, what is allowed."""
+    best = jsonschema.exceptions.best_match([error]) if error.context else error
+    where = _path_text(prefix + list(best.absolute_path))
+    schema = best.schema if isinstance(best.schema, dict) else {}
+    msg = f"config error at '{where}': {best.message}"
+    if best.validator == "additionalProperties" and isinstance(schema.get("properties"), dict):
+        msg += f"; allowed keys: {', '.join(sorted(schema['properties']))}"
+    if "enum" in schema:
+        msg += f"; allowed: {', '.join(map(str, schema['enum']))}"
+    if "description" in schema:
+        msg += f" ({schema['description']})"
+    return msg
+
+
+def _check(instance: Any, schema: dict, prefix: list) -> None:
+    root = load_schema()
+    full = {**schema, "$defs": root["$defs"]}
+    validator = jsonschema.Draft202012Validator(full)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError(_explain(errors[0], prefix))
+
+
+# ------------------------------------------------------------------- plan
+@dataclass
+class StudyPlan:
+    """One study: its text for the report and its runs, in config order."""
+
+    name: str
+    title: str
+    question: str
+    source: str
+    notes: str
+    runs: list[RunSpec]
+    axes: list[str] = field(default_factory=list)  # parameters that vary, seed excluded
+    seeds: list[int] = field(default_factory=list)
+
+    def label(self, run: RunSpec) -> str:
+        """Short legend text of a run: the values of the study's varying axes."""
+        s = run.as_strings()
+        return ", ".join(f"{a}={s[a]}" for a in self.axes) or "all runs"
+
+
+@dataclass
+class Plan:
+    config: dict
+    studies: dict[str, StudyPlan]
+
+    @property
+    def runs(self) -> list[RunSpec]:
+        """Every distinct run of every study (studies share identical cells)."""
+        seen: dict[str, RunSpec] = {}
+        for study in self.studies.values():
+            for run in study.runs:
+                seen.setdefault(run.relative_dir(), run)
+        return list(seen.values())
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted({r.dataset for r in self.runs})
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+
+def config_hash(config: dict) -> str:
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _coerce_numbers(params: dict) -> dict:
+    out = dict(params)
+    for key in NUMERIC_PARAMS:
+        value = out.get(key)
+        if isinstance(value, str) and value != "default":
+            try:
+                out[key] = float(value)
+            except ValueError:
+                pass  # left for the schema to reject with a message
+    return out
+
+
+def _check_param(key: str, value: Any, where: list) -> None:
+    root = load_schema()
+    props = root["$defs"]["run"]["properties"]
+    if key == "seed":
+        raise ConfigError(f"config error at '{_path_text(where)}': set seeds with the study's 'seeds' list")
+    if key not in props:
+        raise ConfigError(
+            f"config error at '{_path_text(where)}': unknown run parameter '{key}'; "
+            f"allowed: {', '.join(p for p in PARAM_NAMES if p != 'seed')}"
+        )
+    _check(_coerce_numbers({key: value})[key], props[key], where)
+
+
+def resolve_run(params: dict, where: str = "run") -> RunSpec:
+    """Validated, canonical RunSpec from a full parameter dict."""
+    params = _coerce_numbers(params)
+    _check(params, {"$ref": "#/$defs/run"}, [where])
+    p = dict(params)
+    model, init = p["model"], p["init"]
+    if model in MODELS_WITH_WIDTHS:
+        p["widths"] = format_widths(p["widths"])
+    elif p["widths"] != "default":
+        raise ConfigError(
+            f"config error at '{where}.widths': model '{model}' has a fixed shape; "
+            f"widths apply to {', '.join(MODELS_WITH_WIDTHS)}"
+        )
+    else:
+        p["widths"] = NOT_APPLICABLE
+    if init in INIT_SCALE_DEFAULTS:
+        scale = INIT_SCALE_DEFAULTS[init] if p["init_scale"] == "default" else p["init_scale"]
+        p["init_scale"] = format_number(scale)
+    elif p["init_scale"] != "default":
+        raise ConfigError(
+            f"config error at '{where}.init_scale': init '{init}' takes no scale; "
+            f"init_scale applies to {', '.join(INIT_SCALE_DEFAULTS)}"
+        )
+    else:
+        p["init_scale"] = NOT_APPLICABLE
+    p["momentum"] = format_number(p["momentum"]) if p["optimizer"] == "sgd" else NOT_APPLICABLE
+    return RunSpec.from_strings(p)
+
+
+def _canonical_partial(partial: dict) -> dict[str, str]:
+    """Exclusion entries compare as canonical text (0.001 == '1e-3')."""
+    out = {}
+    for key, value in _coerce_numbers(partial).items():
+        if key == "widths":
+            out[key] = format_widths(value)
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            out[key] = format_number(value)
+        else:
+            out[key] = str(value)
+    return out
+
+
+def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
+    where = ["studies", name]
+    for key, value in study["fixed"].items():
+        _check_param(key, value, where + ["fixed", key])
+    grids = study["grid"] if isinstance(study["grid"], list) else [study["grid"]]
+    for gi, axes in enumerate(grids):
+        for key, values in axes.items():
+            for vi, value in enumerate(values):
+                gpath = ["grid", gi, key, vi] if isinstance(study["grid"], list) else ["grid", key, vi]
+                _check_param(key, value, where + gpath)
+    excludes = []
+    for ei, entry in enumerate(study["exclude"]):
+        for key, value in entry.items():
+            _check_param(key, value, where + ["exclude", ei, key])
+        excludes.append(_canonical_partial(entry))
+
+    runs: dict[str, RunSpec] = {}
+    varying: set[str] = set()
+    for axes in grids:
+        keys = list(axes)
+        varying.update(k for k in keys if len(axes[k]) > 1)
+        for combo in itertools.product(*(axes[k] for k in keys)):
+            for seed in study["seeds"]:
+                params = {**defaults, **study["fixed"], **dict(zip(keys, combo)), "seed": seed}
+                run = resolve_run(params, where=_path_text(where))
+                text = run.as_strings()
+                if any(all(text.get(k) == v for k, v in ex.items()) for ex in excludes):
+                    continue
+                runs.setdefault(run.relative_dir(), run)
+    if not runs:
+        raise ConfigError(f"config error at '{_path_text(where)}': the grid and exclusions leave no run")
+    run_list = list(runs.values())
+    # Axes = parameters that really differ between runs (joined grids can vary
+    # a key that no single grid varies), in the canonical parameter order.
+    values = {p: {r.as_strings()[p] for r in run_list} for p in PARAM_NAMES if p != "seed"}
+    axes_list = [p for p in PARAM_NAMES if p != "seed" and len(values[p]) > 1]
+    return StudyPlan(
+        name=name,
+        title=study["title"],
+        question=study["question"],
+        source=study["source"],
+        notes=study["notes"],
+        runs=run_list,
+        axes=axes_list,
+        seeds=list(study["seeds"]),
+    )
+
+
+def validate_config(config: dict) -> dict:
+    """Validated copy of the config with every default filled in."""
+    cfg = copy.deepcopy(config)
+    root = load_schema()
+    if isinstance(cfg.get("defaults"), dict):
+        cfg["defaults"] = _coerce_numbers(cfg["defaults"])
+    _fill_defaults(cfg, root, root)
+    _check(cfg, {k: v for k, v in root.items() if k != "$defs"}, [])
+    return cfg
+
+
+def build_plan(config: dict) -> Plan:
+    """Validate the config and expand every study into its runs."""
+    cfg = validate_config(config)
+    if "seed" in config.get("defaults", {}):
+        raise ConfigError("config error at 'defaults.seed': set seeds with each study's 'seeds' list")
+    studies = {name: _expand_study(name, study, cfg["defaults"]) for name, study in cfg["studies"].items()}
+    return Plan(config=cfg, studies=studies)
+
+
+def load_config(path: str | Path) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh) or {}

@@ -1,0 +1,47 @@
+"""What each dataset is: its name, class names and the files that make it up.
+
+Kept apart from the readers and the search so that error messages, tests and the
+search all quote the same file names.
+"""
+
+from __future__ import annotations
+
+DATASETS: tuple[str, ...] = ("fashion_mnist", "mnist", "cifar10", "digits")
+
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+DIGIT_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
+CIFAR10_CLASSES: tuple[str, ...] = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+
+# IDX files (MNIST and Fashion-MNIST share names); each may also carry ".gz".
+IDX_FILES: dict[str, str] = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+
+# CIFAR-10 "python version": a folder of pickles, or the tarball that holds it.
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_TARBALL = "cifar-10-python.tar.gz"
+CIFAR_TRAIN_BATCHES: tuple[str, ...] = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST_BATCH = "test_batch"
+CIFAR_META = "batches.meta"  # optional: class names fall back to CIFAR10_CLASSES
+
+# OS packages that install a dataset, and where (quoted in error messages).
+APT_PACKAGES: dict[str, tuple[str, str]] = {
+    "fashion_mnist": ("dataset-fashion-mnist", "/usr/share/datasets/fashion-mnist"),  # Debian
+}
+
+DIGITS_N_TEST = 360  # load_digits() has no official test split; we carve one this size
+
+
+def check_name(name: str) -> None:
+    """Refuse an unknown dataset name with the list of known ones."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

@@ -1,0 +1,1 @@
+"""Figures from aggregated tables (matplotlib, print-size, PNG)."""

@@ -1,0 +1,61 @@
+"""Learning curves: mean over seeds with a min-max band; diverged runs marked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bnlab.figures.style import FULL_WIDTH_IN, apply_style, palette, plt
+
+PANELS = (("train", "loss", "training loss"), ("val", "loss", "validation loss"),
+          ("train", "acc", "training accuracy"), ("val", "acc", "validation accuracy"))
+
+
+def legend_label(label: str, runs: pd.DataFrame) -> str:
+    """Label plus '(diverged k/n)' when any of its runs diverged."""
+    group = runs[runs.label == label]
+    k = int((group.status == "diverged").sum())
+    return f"{label} (diverged {k}/{len(group)})" if k else label
+
+
+def mean_band(curves: pd.DataFrame, split: str, metric: str, label: str) -> pd.DataFrame:
+    """Per evaluation step: mean, min and max over the label's seeds (finite values only)."""
+    sel = curves[(curves.label == label) & (curves.split == split)]
+    sel = sel[np.isfinite(sel[metric].astype(float))]
+    return sel.groupby("epoch")[metric].agg(["mean", "min", "max", "count"]).reset_index()
+
+
+def plot_learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, out_path: str, *, title: str = "",
+                         dataset_note: str | None = None) -> None:
+    apply_style()
+    labels = list(dict.fromkeys(runs.label))
+    colors = dict(zip(labels, palette(len(labels))))
+    fig, axes = plt.subplots(2, 2, figsize=(FULL_WIDTH_IN, 5.2), sharex=True)
+    for ax, (split, metric, name) in zip(axes.flat, PANELS):
+        for label in labels:
+            band = mean_band(curves, split, metric, label)
+            if band.empty:
+                continue
+            ax.plot(band.epoch, band["mean"], color=colors[label], label=legend_label(label, runs))
+            if (band["count"] > 1).any():
+                ax.fill_between(band.epoch, band["min"], band["max"], color=colors[label], alpha=0.18, lw=0)
+            # A diverged run ends early: mark where with an x at its last finite value.
+            for _, run in runs[(runs.label == label) & (runs.status == "diverged")].iterrows():
+                last = curves[(curves.label == label) & (curves.seed == run.seed) & (curves.split == split)]
+                last = last[np.isfinite(last[metric].astype(float))]
+                if len(last):
+                    ax.plot(last.epoch.iloc[-1], last[metric].iloc[-1], "x", color=colors[label], ms=7, mew=2)
+        ax.set_title(name)
+        ax.set_ylabel(metric)
+        if metric == "loss":
+            ax.set_yscale("log")
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+    handles, texts = axes.flat[0].get_legend_handles_labels()
+    n_cols = 2 if len(texts) > 4 else len(texts) or 1
+    fig.legend(handles, texts, loc="lower center", ncol=n_cols, frameon=False, bbox_to_anchor=(0.5, -0.02 - 0.025 * (len(texts) // n_cols)))
+    note = "mean over seeds, band = min..max; x = diverged"
+    fig.suptitle(f"{title}\n{dataset_note + '; ' if dataset_note else ''}{note}", fontsize=9.5)
+    fig.tight_layout(rect=(0, 0.04 + 0.025 * (len(texts) // n_cols), 1, 1))
+    fig.savefig(out_path)
+    plt.close(fig)

@@ -1,0 +1,158 @@
+"""Run parameters: their order, canonical string form and short path keys.
+
+A run is identified by its full resolved parameters. Every place that turns
+parameters into a folder name, or a folder name back into parameters, goes
+through this module, so the two directions can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+# Parameter name -> short key used in run-folder names. The order here is the
+# order of the folder name. dataset and model become directories; the rest
+# form one file-name-like segment "key~value_key~value...".
+PATH_KEYS: dict[str, str] = {
+    "dataset": "dataset",
+    "model": "model",
+    "widths": "w",
+    "bn": "bn",
+    "activation": "act",
+    "init": "init",
+    "init_scale": "iscale",
+    "dropout_in": "din",
+    "dropout_hidden": "dh",
+    "optimizer": "opt",
+    "lr": "lr",
+    "momentum": "mom",
+    "weight_decay": "wd",
+    "batch_size": "bs",
+    "epochs": "ep",
+    "train_subset": "sub",
+    "evals_per_epoch": "evals",
+    "normalize": "norm",
+    "seed": "seed",
+}
+PARAM_NAMES: tuple[str, ...] = tuple(PATH_KEYS)
+DIRECTORY_PARAMS: tuple[str, ...] = ("dataset", "model")
+PARAM_FOR_KEY: dict[str, str] = {v: k for k, v in PATH_KEYS.items()}
+
+NOT_APPLICABLE = "na"  # value of a parameter that does not affect this run
+
+
+def format_number(x: float | int | str) -> str:
+    """Canonical text of a number: '1e-3' and 0.001 both give '0.001'.
+
+    Shortest round-trip repr, with exponents written without padding
+    ('1e-05' -> '1e-5'), so learning rates read naturally in folder names.
+    """
+    f = float(x)
+    if f.is_integer() and abs(f) < 1e15:
+        return str(int(f))
+    text = repr(f)
+    if "e" in text:
+        mantissa, exp = text.split("e")
+        text = f"{mantissa}e{int(exp)}"
+    return text
+
+
+def format_widths(widths: Any) -> str:
+    """Widths list [1024, 512] -> '1024x512'; 'default' stays 'default'."""
+    if widths is None or widths == "default":
+        return "default"
+    if isinstance(widths, str):
+        return widths
+    return "x".join(str(int(w)) for w in widths)
+
+
+def parse_widths(text: str) -> list[int] | None:
+    """Inverse of format_widths: 'default' -> None (the model's own widths)."""
+    if text in ("default", NOT_APPLICABLE):
+        return None
+    return [int(w) for w in text.split("x")]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The resolved parameters of one training run (typed)."""
+
+    dataset: str
+    model: str
+    widths: str
+    bn: str
+    activation: str
+    init: str
+    init_scale: str  # a number as text, or "na" where the init scheme has no scale
+    dropout_in: float
+    dropout_hidden: float
+    optimizer: str
+    lr: float
+    momentum: str  # a number as text, or "na" for optimizers without momentum
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    train_subset: int
+    evals_per_epoch: int
+    normalize: bool
+    seed: int
+
+    # -- conversions -----------------------------------------------------
+    def as_strings(self) -> dict[str, str]:
+        """Canonical text of every parameter (what goes into folder names)."""
+        out: dict[str, str] = {}
+        for name, value in asdict(self).items():
+            if isinstance(value, bool):
+                out[name] = "true" if value else "false"
+            elif isinstance(value, (int, float)):
+                out[name] = format_number(value)
+            else:
+                out[name] = str(value)
+        return out
+
+    @classmethod
+    def from_strings(cls, values: dict[str, Any]) -> "RunSpec":
+        """Build from canonical text (folder names, Paramspace wildcards)."""
+        kinds = {f.name: f.type for f in fields(cls)}
+        missing = set(kinds) - set(values)
+        if missing:
+            raise ValueError(f"run parameters missing: {sorted(missing)}")
+        typed: dict[str, Any] = {}
+        for name, kind in kinds.items():
+            raw = values[name]
+            if kind == "bool":
+                typed[name] = raw if isinstance(raw, bool) else str(raw).lower() == "true"
+            elif kind == "int":
+                typed[name] = int(float(raw))
+            elif kind == "float":
+                typed[name] = float(raw)
+            else:
+                typed[name] = str(raw)
+        return cls(**typed)
+
+    @property
+    def init_scale_value(self) -> float | None:
+        return None if self.init_scale == NOT_APPLICABLE else float(self.init_scale)
+
+    @property
+    def momentum_value(self) -> float:
+        return 0.0 if self.momentum == NOT_APPLICABLE else float(self.momentum)
+
+    @property
+    def widths_list(self) -> list[int] | None:
+        return parse_widths(self.widths)
+
+    def relative_dir(self) -> str:
+        """Folder of this run below results/runs (Paramspace's layout)."""
+        s = self.as_strings()
+        dirs = [f"{PATH_KEYS[p]}~{s[p]}" for p in DIRECTORY_PARAMS]
+        leaf = "_".join(f"{PATH_KEYS[p]}~{s[p]}" for p in PARAM_NAMES if p not in DIRECTORY_PARAMS)
+        return "/".join(dirs + [leaf])
+
+
+def is_finite_number(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False

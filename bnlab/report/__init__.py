@@ -1,0 +1,1 @@
+"""The PDF report: context from aggregated tables, jinja2 HTML, weasyprint PDF."""

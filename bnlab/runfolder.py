@@ -1,0 +1,100 @@
+"""The run-folder contract: file names, atomic writers and readers.
+
+Every file a training run leaves is written here, atomically (temp file in
+the same folder, then os.replace), so a killed job never leaves a half file
+that a later rule could mistake for a result. Consumers read runs through
+`load_run` rather than opening files by name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+CONFIG = "config.json"
+METRICS = "metrics.json"
+HISTORY = "history.parquet"
+STEPS = "steps.parquet"
+BN_PARAMS = "bn_params.parquet"
+LOG = "train.log"
+OUTPUT_FILES = (CONFIG, HISTORY, STEPS, BN_PARAMS, METRICS)  # metrics.json last: it marks a finished run
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf are not JSON; a diverged run's losses are stored as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    def w(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(_json_safe(data), fh, indent=2, sort_keys=True)
+            fh.write("\n")
+
+    _atomic(Path(path), w)
+
+
+def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
+    _atomic(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def read_json(path: str | Path) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+@dataclass
+class Run:
+    """A finished run as consumers see it."""
+
+    path: Path
+    config: dict
+    metrics: dict
+    history: pd.DataFrame
+
+    @property
+    def diverged(self) -> bool:
+        return self.metrics.get("status") == "diverged"
+
+    def steps(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / STEPS)
+
+    def bn_params(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / BN_PARAMS)
+
+
+def load_run(path: str | Path) -> Run:
+    path = Path(path)
+    return Run(
+        path=path,
+        config=read_json(path / CONFIG),
+        metrics=read_json(path / METRICS),
+        history=pd.read_parquet(path / HISTORY),
+    )

@@ -1,0 +1,45 @@
+"""Dataset tensors on the training device, normalised once.
+
+airbench-style: the whole split lives on the device as one float tensor;
+a batch is an index slice of it. No DataLoader, no per-sample Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bnlab.data import PreparedData
+
+
+@dataclass
+class Splits:
+    train_x: torch.Tensor  # float32 [N, C, H, W], normalised
+    train_y: torch.Tensor  # int64 [N]
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+def _to_float(x_uint8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | None, device) -> torch.Tensor:
+    x = x_uint8.to(device=device).float().div_(255.0)
+    if std is not None:
+        # [C] -> [1, C, 1, 1] to broadcast over batch and pixels
+        x.sub_(mean.to(device).view(1, -1, 1, 1)).div_(std.to(device).view(1, -1, 1, 1))
+    return x
+
+
+def device_splits(data: PreparedData, *, train_subset: int, normalize: bool, device: torch.device) -> Splits:
+    """Train (optionally its first `train_subset` images), validation and test on `device`."""
+    idx = data.train_idx if train_subset <= 0 else data.train_idx[:train_subset]
+    std = data.std if normalize else None
+    return Splits(
+        train_x=_to_float(data.train_x[idx], data.mean, std, device),
+        train_y=data.train_y[idx].to(device),
+        val_x=_to_float(data.train_x[data.val_idx], data.mean, std, device),
+        val_y=data.train_y[data.val_idx].to(device),
+        test_x=_to_float(data.test_x, data.mean, std, device),
+        test_y=data.test_y.to(device),
+    )

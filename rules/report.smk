@@ -1,0 +1,22 @@
+# The report: every study's tables and figures -> HTML -> PDF (weasyprint).
+
+
+rule report:
+    input:
+        runs=expand(f"{R}/studies/{{study}}/runs.csv", study=PLAN.studies),
+        summaries=expand(f"{R}/studies/{{study}}/summary.csv", study=PLAN.studies),
+        curves=expand(f"{R}/studies/{{study}}/learning_curves.png", study=PLAN.studies),
+        template="report/template.html.j2",
+        style="report/style.css",
+    output:
+        html=f"{R}/report.html",
+        pdf=REPORT_PDF,
+    log:
+        f"{R}/logs/report.log",
+    params:
+        plan=PLAN,
+    localrule: True
+    conda:
+        "../envs/bnlab.yaml"
+    script:
+        "../scripts/render_report.py"

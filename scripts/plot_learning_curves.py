@@ -1,0 +1,16 @@
+"""Snakemake script: learning-curve figure of one study."""
+
+import sys
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from bnlab.figures.curves import plot_learning_curves  # noqa: E402
+
+plot_learning_curves(
+    pd.read_csv(snakemake.input.runs),  # noqa: F821
+    pd.read_parquet(snakemake.input.curves),  # noqa: F821
+    snakemake.output[0],  # noqa: F821
+    title=snakemake.params.title,  # noqa: F821
+)

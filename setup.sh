@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One-command set-up for bnlab: a virtual environment with pinned packages,
+# bnlab installed in editable mode, and (where apt is usable) the real
+# Fashion-MNIST from Debian plus poppler-utils for looking at report pages.
+# Safe to run twice: every step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+say() { printf '[setup] %s\n' "$*"; }
+
+# 1. System packages (optional: the pipeline says how to get data without them).
+apt_pkgs=(dataset-fashion-mnist poppler-utils)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  say "system packages present: ${apt_pkgs[*]}"
+elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing system packages: ${missing[*]}"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/tmp/bnlab-apt.log 2>&1; then
+    say "SKIPPED system packages (apt-get failed, see /tmp/bnlab-apt.log); Fashion-MNIST must then come from data_dir in the config"
+  fi
+else
+  say "SKIPPED system packages ${missing[*]}: needs root and apt-get; without dataset-fashion-mnist, put the IDX files in data_dir (see README)"
+fi
+
+# 2. Python environment.
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+# pip's "Location ... is ignored" lines come from this machine's extra local
+# indexes and say nothing about bnlab: keep them out of the set-up output.
+if .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt -e . 2>&1 \
+     | { grep -v "is ignored: it is neither a file nor a directory" || true; }; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+  say "python packages installed (requirements.txt, bnlab in editable mode)"
+else
+  say "pip install failed"; exit 1
+fi
+.venv/bin/python -c "import torch, snakemake, weasyprint, bnlab; print('[setup] ok: torch', torch.__version__, '| bnlab', bnlab.__version__)"
+say "next: source .venv/bin/activate && snakemake --cores all"
