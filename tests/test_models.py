@@ -1,0 +1,319 @@
+"""bnlab.models: every model trains, the init schemes follow their formulas, BN/dropout sit where the rules say."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from bnlab.models import (
+    BN_PLACEMENTS,
+    INIT_SCHEMES,
+    bn_layers,
+    count_parameters,
+    create_model,
+    init_weights,
+    list_models,
+)
+
+SHAPES = [(1, 28, 28), (3, 32, 32), (1, 8, 8)]
+UNSUPPORTED = {("lenet5", (1, 8, 8))}  # LeNet-5's two 5x5 convs need at least 12x12
+
+
+def leaves(model: nn.Module) -> list[nn.Module]:
+    """Layers (modules without children, not empty containers) in forward order (models register them so)."""
+    return [m for m in model.modules() if not list(m.children()) and not isinstance(m, nn.Sequential)]
+
+
+def weight_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def test_registry_lists_all_models():
+    assert list_models() == ["cnn", "cnn2", "lenet5", "mlp", "vgg_a"]
+
+
+@pytest.mark.parametrize("bn", BN_PLACEMENTS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward(name, shape, bn):
+    if (name, shape) in UNSUPPORTED:
+        pytest.skip("input too small for this architecture (see test_too_small_input_is_refused)")
+    torch.manual_seed(0)
+    model = create_model(name, input_shape=shape, num_classes=7, bn=bn)
+    x = torch.randn(4, *shape)
+    y = torch.randint(0, 7, (4,))
+    logits = model(x)
+    assert logits.shape == (4, 7)
+    assert torch.isfinite(logits).all()
+    nn.functional.cross_entropy(logits, y).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+
+
+def test_too_small_input_is_refused():
+    with pytest.raises(ValueError, match=r"lenet5.*12x12"):
+        create_model("lenet5", input_shape=(1, 8, 8), num_classes=10)
+    with pytest.raises(ValueError, match=r"cnn.*8x8"):  # three 2x2 pools need 8x8
+        create_model("cnn", input_shape=(1, 4, 4), num_classes=10)
+
+
+# ---- initialisation ---------------------------------------------------------
+
+FAN_IN, FAN_OUT = 784, 512  # first hidden Linear of an mlp [512, 512] on 28x28x1
+
+
+def first_linear(init: str, scale: float | None = None, activation: str = "relu") -> nn.Linear:
+    torch.manual_seed(0)
+    model = create_model("mlp", input_shape=(1, 28, 28), num_classes=10, widths=[512, 512],
+                         init=init, init_scale=scale, activation=activation)
+    return weight_layers(model)[0]
+
+
+@pytest.mark.parametrize(
+    "init, scale, activation, expected_std",
+    [
+        ("normal", None, "relu", 1.0),
+        ("normal", 1e-3, "relu", 1e-3),
+        ("uniform", None, "relu", 0.5 / math.sqrt(3)),
+        ("uniform", 0.1, "relu", 0.1 / math.sqrt(3)),
+        ("xavier", None, "tanh", 5 / 3 * math.sqrt(2 / (FAN_IN + FAN_OUT))),
+        ("xavier", None, "relu", math.sqrt(2) * math.sqrt(2 / (FAN_IN + FAN_OUT))),
+        ("kaiming", None, "tanh", math.sqrt(2 / FAN_IN)),
+    ],
+)
+def test_init_weight_std_matches_formula(init, scale, activation, expected_std):
+    layer = first_linear(init, scale, activation)
+    assert layer.weight.std().item() == pytest.approx(expected_std, rel=0.03)
+    assert layer.weight.mean().abs().item() < 0.05 * expected_std
+    assert torch.all(layer.bias == 0)
+
+
+def test_uniform_and_xavier_respect_their_bounds():
+    assert first_linear("uniform").weight.abs().max().item() <= 0.5
+    bound = 5 / 3 * math.sqrt(6 / (FAN_IN + FAN_OUT))
+    assert first_linear("xavier", activation="tanh").weight.abs().max().item() <= bound
+
+
+def test_default_init_is_pytorch_uniform_fan_in():
+    layer = first_linear("default")
+    bound = 1 / math.sqrt(FAN_IN)
+    assert layer.weight.abs().max().item() <= bound
+    assert layer.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.03)
+    assert layer.bias.abs().max().item() <= bound
+    assert layer.bias.abs().sum().item() > 0  # default keeps a random bias
+
+
+def test_kaiming_on_convs_uses_receptive_field_fan_in():
+    torch.manual_seed(0)
+    model = create_model("vgg_a", input_shape=(3, 32, 32), num_classes=10, init="kaiming")
+    conv = weight_layers(model)[3]  # 256 -> 256, 3x3: fan_in = 2304, 590k weights
+    assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / (256 * 9)), rel=0.03)
+
+
+@pytest.mark.parametrize("init", INIT_SCHEMES)
+def test_every_layer_initialised_and_bn_reset(init):
+    torch.manual_seed(0)
+    model = create_model("cnn", input_shape=(1, 8, 8), num_classes=10, bn="input+hidden",
+                         widths=[4, 4, 4, 8, 8])
+    for _, bn, _ in bn_layers(model):  # disturb BN so the reset is observable
+        nn.init.normal_(bn.weight)
+        nn.init.normal_(bn.bias)
+    init_weights(model, init, activation="tanh")
+    for layer in weight_layers(model):
+        if init == "zeros":
+            assert torch.all(layer.weight == 0)
+        else:
+            assert layer.weight.std() > 0
+        if layer.bias is not None and init != "default":
+            assert torch.all(layer.bias == 0)
+    for _, bn, _ in bn_layers(model):
+        assert torch.all(bn.weight == 1) and torch.all(bn.bias == 0)
+
+
+def test_zero_init_tanh_gives_zero_hidden_gradients():
+    # All weights 0: every hidden unit outputs tanh(0) = 0, so the output layer's
+    # weight gradient (delta * h) and everything behind it (W_out^T delta) is 0.
+    torch.manual_seed(0)
+    model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, widths=[32, 32],
+                         activation="tanh", init="zeros")
+    nn.functional.cross_entropy(model(torch.randn(16, 1, 8, 8)), torch.arange(16) % 10).backward()
+    linears = weight_layers(model)
+    assert torch.all(linears[0].weight.grad == 0)
+    for layer in linears:
+        assert torch.all(layer.weight.grad == 0)
+    assert linears[-1].bias.grad.abs().sum() > 0  # the backward did run: only the output bias learns
+
+
+def test_init_scale_only_for_schemes_with_a_scale():
+    for init in ("default", "zeros", "xavier", "kaiming"):
+        with pytest.raises(ValueError, match="init_scale"):
+            create_model("mlp", input_shape=(1, 8, 8), num_classes=10, init=init, init_scale=0.1)
+    with pytest.raises(ValueError, match="positive"):
+        create_model("mlp", input_shape=(1, 8, 8), num_classes=10, init="normal", init_scale=-1.0)
+
+
+# ---- BN and dropout placement -----------------------------------------------
+
+
+def test_mlp_bn_layers_count_and_kinds():
+    def kinds(bn):
+        model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, widths=[32, 32], bn=bn)
+        return [(name, kind) for name, _, kind in bn_layers(model)]
+
+    assert kinds("none") == []
+    assert kinds("hidden") == [("head.fc1.bn", "hidden"), ("head.fc2.bn", "hidden")]
+    got = kinds("input+hidden")
+    assert len(got) == 3 and got[0] == ("stem.bn", "input")
+    assert [k for _, k in got[1:]] == ["hidden", "hidden"]
+
+
+@pytest.mark.parametrize(
+    "name, n_hidden", [("mlp", 5), ("cnn", 5), ("cnn2", 2), ("lenet5", 4), ("vgg_a", 10)]
+)
+@pytest.mark.parametrize("bn", BN_PLACEMENTS)
+def test_bn_after_every_hidden_layer_only(name, n_hidden, bn):
+    model = create_model(name, input_shape=(3, 32, 32), num_classes=10, bn=bn)
+    found = bn_layers(model)
+    expected = {"none": 0, "hidden": n_hidden, "input+hidden": n_hidden + 1}[bn]
+    assert len(found) == expected
+    n_input = 1 if bn == "input+hidden" else 0
+    assert [k for _, _, k in found] == ["input"] * n_input + ["hidden"] * (expected - n_input)
+    if bn == "input+hidden":
+        expected_type = nn.BatchNorm1d if name == "mlp" else nn.BatchNorm2d
+        assert type(found[0][1]) is expected_type
+        assert found[0][1].num_features == (3 * 32 * 32 if name == "mlp" else 3)
+
+    seq = leaves(model)
+    layers = weight_layers(model)
+    assert len(layers) == n_hidden + 1
+    for i, m in enumerate(seq):
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            followed_by_bn = i + 1 < len(seq) and isinstance(seq[i + 1], _BatchNorm)
+            assert followed_by_bn == (bn != "none" and m is not layers[-1])
+            assert (m.bias is None) == followed_by_bn  # BN's beta replaces the bias
+        if any(m is b for _, b, kind in found if kind == "hidden"):
+            assert isinstance(seq[i + 1], (nn.ReLU, nn.Tanh, nn.Sigmoid))  # BN before the nonlinearity
+    assert seq[-1] is layers[-1] and layers[-1].out_features == 10  # logits come straight out
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("bn", ["none", "input+hidden"])
+def test_dropout_placement(name, bn):
+    model = create_model(name, input_shape=(3, 32, 32), num_classes=10, bn=bn, dropout_in=0.2, dropout_hidden=0.5)
+    seq = leaves(model)
+    drops = [(i, m) for i, m in enumerate(seq) if isinstance(m, nn.Dropout)]
+    d_in = [i for i, m in drops if m.p == 0.2]
+    d_hidden = [i for i, m in drops if m.p == 0.5]
+    assert len(d_in) + len(d_hidden) == len(drops)
+
+    # dropout_in: once, on the raw input, right after the input BN if there is one
+    assert len(d_in) == 1
+    before = [m for m in seq[: d_in[0]] if not isinstance(m, nn.Flatten)]
+    assert before == ([seq[d_in[0] - 1]] if bn == "input+hidden" else [])
+    assert isinstance(seq[d_in[0] + 1], (nn.Linear, nn.Conv2d))
+
+    # dropout_hidden: on the input of every FC layer whose input is not the raw image
+    n_linear = sum(isinstance(m, nn.Linear) for m in seq)
+    assert len(d_hidden) == (n_linear - 1 if name == "mlp" else n_linear)
+    for i in d_hidden:
+        assert isinstance(seq[i + 1], nn.Linear)
+
+    plain = create_model(name, input_shape=(3, 32, 32), num_classes=10, bn=bn)
+    assert not any(isinstance(m, nn.Dropout) for m in plain.modules())  # p = 0: no module at all
+
+
+def test_mlp_dropout_count():
+    model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, widths=[32, 32],
+                         dropout_in=0.2, dropout_hidden=0.5)
+    assert sorted(m.p for m in model.modules() if isinstance(m, nn.Dropout)) == [0.2, 0.5, 0.5]
+
+
+def test_dropout_is_active_in_training_only():
+    torch.manual_seed(0)
+    model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, widths=[32], dropout_in=0.5)
+    x = torch.randn(8, 1, 8, 8)
+    assert not torch.equal(model(x), model(x))
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+# ---- architectures ----------------------------------------------------------
+
+
+def test_vgg_a_parameter_count():
+    # convs (3*3*in*out + out): 1,792 + 73,856 + 295,168 + 590,080 + 1,180,160 + 3 * 2,359,808 = 9,220,480
+    # FC: 512*512+512 + 512*512+512 + 512*10+10 = 530,442; total 9,750,922
+    assert count_parameters(create_model("vgg_a", input_shape=(3, 32, 32), num_classes=10)) == 9_750_922
+    # With BN: 8 conv + 2 FC biases dropped (2,752 + 1,024 = 3,776), gamma+beta added (2 * 3,776)
+    with_bn = create_model("vgg_a", input_shape=(3, 32, 32), num_classes=10, bn="hidden")
+    assert count_parameters(with_bn) == 9_750_922 - 3_776 + 2 * 3_776
+
+
+def test_vgg_a_on_28x28_skips_the_last_pool():
+    model = create_model("vgg_a", input_shape=(1, 28, 28), num_classes=10)
+    pools = [m for m in model.modules() if isinstance(m, nn.MaxPool2d)]
+    assert len(pools) == 4  # 28 -> 14 -> 7 -> 3 -> 1; the fifth would see 1x1
+    assert weight_layers(model)[-3].in_features == 512
+
+
+def test_lenet5_parameter_count():
+    # Classic LeNet-5, 10 outputs, with biases (32x32 geometry; 28x28 is padded by 2):
+    # conv1 1*5*5*6 + 6 = 156; conv2 6*5*5*16 + 16 = 2,416; fc1 16*5*5*120 + 120 = 48,120;
+    # fc2 120*84 + 84 = 10,164; out 84*10 + 10 = 850. Sum: 61,706.
+    for shape in [(1, 28, 28), (1, 32, 32)]:
+        assert count_parameters(create_model("lenet5", input_shape=shape, num_classes=10)) == 61_706
+    # CIFAR's 3 channels add 2*5*5*6 = 300 weights to conv1
+    assert count_parameters(create_model("lenet5", input_shape=(3, 32, 32), num_classes=10)) == 62_006
+
+
+def test_widths():
+    model = create_model("cnn", input_shape=(3, 32, 32), num_classes=10, widths=[8, 16, 32, 64, 24])
+    convs = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    fcs = [m.out_features for m in model.modules() if isinstance(m, nn.Linear)]
+    assert convs == [8, 16, 32] and fcs == [64, 24, 10]
+    model = create_model("mlp", input_shape=(1, 28, 28), num_classes=10, widths=[1024, 512])
+    assert [m.out_features for m in weight_layers(model)] == [1024, 512, 10]
+    assert [m.out_channels for m in weight_layers(create_model("cnn2", input_shape=(1, 28, 28), num_classes=10))
+            if isinstance(m, nn.Conv2d)] == [4, 4]
+    assert len(weight_layers(create_model("mlp", input_shape=(1, 8, 8), num_classes=10))) == 6  # 5 hidden + out
+    with pytest.raises(ValueError, match="5 entries"):
+        create_model("cnn", input_shape=(3, 32, 32), num_classes=10, widths=[8, 16])
+    with pytest.raises(ValueError, match="positive integers"):
+        create_model("mlp", input_shape=(1, 8, 8), num_classes=10, widths=[32, 0])
+    for name in ("lenet5", "vgg_a"):
+        with pytest.raises(ValueError, match="takes no widths"):
+            create_model(name, input_shape=(3, 32, 32), num_classes=10, widths=[8])
+
+
+# ---- bad names --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, listed",
+    [
+        ({"name": "resnet18"}, "cnn, cnn2, lenet5, mlp, vgg_a"),
+        ({"bn": "after"}, "none, hidden, input+hidden"),
+        ({"activation": "gelu"}, "relu, tanh, sigmoid"),
+        ({"init": "orthogonal"}, "default, zeros, normal, uniform, xavier, kaiming"),
+        ({"bn_impl": "mine"}, "torch"),
+    ],
+)
+def test_bad_names_list_the_valid_ones(kwargs, listed):
+    args = {"name": "mlp", "input_shape": (1, 8, 8), "num_classes": 10, **kwargs}
+    name = args.pop("name")
+    with pytest.raises(ValueError, match=listed.replace("+", r"\+")):
+        create_model(name, **args)
+
+
+def test_bad_numbers_are_refused():
+    with pytest.raises(ValueError, match="dropout_hidden"):
+        create_model("mlp", input_shape=(1, 8, 8), num_classes=10, dropout_hidden=1.0)
+    with pytest.raises(ValueError, match="input_shape"):
+        create_model("mlp", input_shape=(8, 8), num_classes=10)
+    with pytest.raises(ValueError, match="activation"):
+        init_weights(nn.Linear(2, 2), "xavier", activation="swish")
