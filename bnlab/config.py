@@ -120,7 +120,8 @@ class StudyPlan:
     def label(self, run: RunSpec) -> str:
         """Short legend text of a run: the values of the study's varying axes."""
         s = run.as_strings()
-        return ", ".join(f"{a}={s[a]}" for a in self.axes) or "all runs"
+        # "na" marks a parameter that does not apply to this run (init_scale of xavier, say)
+        return ", ".join(f"{a}={s[a]}" for a in self.axes if s[a] != NOT_APPLICABLE) or "all runs"
 
 
 @dataclass

@@ -1,0 +1,151 @@
+"""Config validation and study expansion (bnlab.config)."""
+
+import copy
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from snakemake.utils import Paramspace
+
+from bnlab.config import ConfigError, build_plan, load_config, load_schema, resolve_run
+from bnlab.data import DATASETS
+from bnlab.models import ACTIVATIONS, BN_PLACEMENTS, INIT_SCHEMES, list_models
+from bnlab.params import DIRECTORY_PARAMS, PARAM_NAMES, PATH_KEYS, RunSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_config(**study_overrides):
+    study = {"title": "t", "question": "q", "grid": {"bn": ["none", "hidden"]}, "seeds": [0, 1]}
+    study.update(study_overrides)
+    return {"defaults": {"dataset": "digits", "epochs": 1}, "studies": {"s": study}}
+
+
+def test_grid_times_seeds_and_defaults_filled():
+    plan = build_plan(small_config())
+    study = plan.studies["s"]
+    assert len(study.runs) == 4
+    assert study.axes == ["bn"]
+    assert {r.seed for r in study.runs} == {0, 1}
+    assert plan.config["data"]["val_size"] == 5000  # schema default
+    assert study.runs[0].batch_size == 128 and study.runs[0].optimizer == "adam"
+
+
+def test_lr_spellings_are_one_run_and_studies_share_cells():
+    cfg = small_config(grid={"lr": ["1e-3", 0.001, 1.0e-3]}, seeds=[0])
+    cfg["studies"]["other"] = {"title": "t2", "question": "q2", "fixed": {"lr": "0.001"}}
+    plan = build_plan(cfg)
+    assert len(plan.studies["s"].runs) == 1
+    assert plan.studies["s"].runs[0].relative_dir() == plan.studies["other"].runs[0].relative_dir()
+    assert len(plan.runs) == 1
+
+
+def test_list_of_grids_is_a_union_and_exclusions_apply():
+    grid = [{"model": ["mlp"], "lr": [0.01, 0.1]}, {"model": ["cnn2"], "lr": [0.05]}]
+    plan = build_plan(small_config(grid=grid, seeds=[0], exclude=[{"model": "mlp", "lr": "1e-2"}]))
+    got = {(r.model, r.lr) for r in plan.studies["s"].runs}
+    assert got == {("mlp", 0.1), ("cnn2", 0.05)}
+    assert plan.studies["s"].axes == ["model", "lr"]
+
+
+def test_irrelevant_parameters_are_canonicalised():
+    adam = resolve_run({**_full(), "optimizer": "adam", "momentum": 0.5})
+    assert adam.momentum == "na"  # adam has no momentum: same run whatever was written
+    sgd = resolve_run({**_full(), "optimizer": "sgd", "momentum": 0.5})
+    assert sgd.momentum_value == 0.5
+    normal = resolve_run({**_full(), "init": "normal"})
+    assert normal.init_scale_value == 1.0
+    lenet = resolve_run({**_full(), "model": "lenet5"})
+    assert lenet.widths == "na"
+
+
+def _full():
+    schema = load_schema()["$defs"]["run"]["properties"]
+    return {k: v["default"] for k, v in schema.items()}
+
+
+@pytest.mark.parametrize(
+    "fixed, field, hint",
+    [
+        ({"lrr": 0.1}, "fixed.lrr", "unknown run parameter"),
+        ({"lr": 0}, "fixed.lr", "less than or equal to the minimum of 0"),
+        ({"lr": "fast"}, "fixed.lr", "not of type 'number'"),
+        ({"dropout_hidden": 1.0}, "fixed.dropout_hidden", "maximum of 1"),
+        ({"dropout_in": -0.1}, "fixed.dropout_in", "minimum of 0"),
+        ({"epochs": 0}, "fixed.epochs", "minimum of 1"),
+        ({"model": "resnet"}, "fixed.model", "allowed: mlp"),
+        ({"dataset": "imagenet"}, "fixed.dataset", "allowed: fashion_mnist"),
+        ({"init": "orthogonal"}, "fixed.init", "allowed: default"),
+        ({"activation": "gelu"}, "fixed.activation", "allowed: relu"),
+        ({"optimizer": "rmsprop"}, "fixed.optimizer", "allowed: adam"),
+        ({"batch_size": 1}, "fixed.batch_size", "minimum of 2"),
+        ({"seed": 3}, "fixed.seed", "seeds"),
+    ],
+)
+def test_bad_values_name_the_field(fixed, field, hint):
+    with pytest.raises(ConfigError) as err:
+        build_plan(small_config(fixed=fixed))
+    assert f"studies.s.{field}" in str(err.value)
+    assert hint in str(err.value)
+
+
+def test_bad_grid_value_and_cross_field_errors():
+    with pytest.raises(ConfigError, match=r"studies\.s\.grid\.lr\[1\]"):
+        build_plan(small_config(grid={"lr": [0.1, -1]}))
+    with pytest.raises(ConfigError, match="init 'xavier' takes no scale"):
+        build_plan(small_config(fixed={"init": "xavier", "init_scale": 0.1}))
+    with pytest.raises(ConfigError, match="model 'lenet5' has a fixed shape"):
+        build_plan(small_config(fixed={"model": "lenet5", "widths": [10]}))
+    with pytest.raises(ConfigError, match="leave no run"):
+        build_plan(small_config(exclude=[{"dataset": "digits"}]))
+
+
+def test_unknown_top_level_and_study_keys():
+    cfg = small_config()
+    cfg["reslts"] = "x"
+    with pytest.raises(ConfigError, match="'reslts' was unexpected"):
+        build_plan(cfg)
+    cfg = small_config()
+    cfg["studies"]["s"]["grids"] = {}
+    with pytest.raises(ConfigError, match="studies.s"):
+        build_plan(cfg)
+
+
+def test_schema_enums_match_the_registries():
+    props = load_schema()["$defs"]["run"]["properties"]
+    assert sorted(props["model"]["enum"]) == sorted(list_models())
+    assert tuple(props["dataset"]["enum"]) == DATASETS
+    assert tuple(props["activation"]["enum"]) == ACTIVATIONS
+    assert tuple(props["bn"]["enum"]) == BN_PLACEMENTS
+    assert tuple(props["init"]["enum"]) == INIT_SCHEMES
+    assert list(props) == [p for p in PARAM_NAMES]
+
+
+def test_run_folder_matches_paramspace_and_round_trips():
+    plan = build_plan(load_config(ROOT / "config.yaml"))
+    runs = plan.runs
+    table = pd.DataFrame([{PATH_KEYS[k]: v for k, v in r.as_strings().items()} for r in runs])
+    space = Paramspace(table, filename_params=[PATH_KEYS[p] for p in PARAM_NAMES if p not in DIRECTORY_PARAMS])
+    assert list(space.instance_patterns) == [r.relative_dir() for r in runs]
+    for run in runs:
+        assert RunSpec.from_strings(run.as_strings()) == run
+        # values never hold the separators of the folder name
+        assert all("_" not in v and "~" not in v for k, v in run.as_strings().items() if k not in DIRECTORY_PARAMS)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "config/smoke.yaml", "config/full.yaml"])
+def test_shipped_configs_are_valid(name):
+    path = ROOT / name
+    if not path.exists():
+        pytest.skip(f"{name} not present")
+    plan = build_plan(load_config(path))
+    assert plan.runs
+
+
+def test_config_is_not_modified():
+    cfg = small_config()
+    before = copy.deepcopy(cfg)
+    build_plan(cfg)
+    assert cfg == before
+    assert yaml.safe_dump(cfg)  # still plain data
