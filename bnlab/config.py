@@ -117,6 +117,16 @@ class StudyPlan:
     axes: list[str] = field(default_factory=list)  # parameters that vary, seed excluded
     seeds: list[int] = field(default_factory=list)
 
+    @property
+    def datasets(self) -> list[str]:
+        return sorted({r.dataset for r in self.runs})
+
+    def dataset_note(self) -> str:
+        """'on Fashion-MNIST': which data the study actually used, for titles."""
+        from bnlab.data import display_name
+
+        return "on " + " and ".join(display_name(d) for d in self.datasets)
+
     def label(self, run: RunSpec) -> str:
         """Short legend text of a run: the values of the study's varying axes."""
         s = run.as_strings()

@@ -11,6 +11,7 @@ rule learning_curves:
         f"{R}/logs/learning_curves/{{study}}.log",
     params:
         title=lambda wc: PLAN.studies[wc.study].title,
+        dataset_note=lambda wc: PLAN.studies[wc.study].dataset_note(),
     localrule: True
     conda:
         "../envs/bnlab.yaml"

@@ -13,4 +13,5 @@ plot_learning_curves(
     pd.read_parquet(snakemake.input.curves),  # noqa: F821
     snakemake.output[0],  # noqa: F821
     title=snakemake.params.title,  # noqa: F821
+    dataset_note=snakemake.params.dataset_note,  # noqa: F821
 )

@@ -8,6 +8,16 @@ from __future__ import annotations
 
 DATASETS: tuple[str, ...] = ("fashion_mnist", "mnist", "cifar10", "digits")
 
+# How reports and figure titles name each dataset.
+DISPLAY_NAMES: dict[str, str] = {
+    "fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10",
+    "digits": "scikit-learn digits (8x8)",
+}
+
+
+def display_name(name: str) -> str:
+    return DISPLAY_NAMES.get(name, name)
+
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

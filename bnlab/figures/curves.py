@@ -30,7 +30,7 @@ def plot_learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, out_path: str
     apply_style()
     labels = list(dict.fromkeys(runs.label))
     colors = dict(zip(labels, palette(len(labels))))
-    fig, axes = plt.subplots(2, 2, figsize=(FULL_WIDTH_IN, 5.2), sharex=True)
+    fig, axes = plt.subplots(2, 2, figsize=(FULL_WIDTH_IN, 5.6), sharex=True, layout="constrained")
     for ax, (split, metric, name) in zip(axes.flat, PANELS):
         for label in labels:
             band = mean_band(curves, split, metric, label)
@@ -52,10 +52,8 @@ def plot_learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, out_path: str
     for ax in axes[1]:
         ax.set_xlabel("epoch")
     handles, texts = axes.flat[0].get_legend_handles_labels()
-    n_cols = 2 if len(texts) > 4 else len(texts) or 1
-    fig.legend(handles, texts, loc="lower center", ncol=n_cols, frameon=False, bbox_to_anchor=(0.5, -0.02 - 0.025 * (len(texts) // n_cols)))
-    note = "mean over seeds, band = min..max; x = diverged"
+    fig.legend(handles, texts, loc="outside lower center", ncol=min(3, max(1, len(texts))), frameon=False)
+    note = "mean over seeds, band = min..max over seeds; x = last finite point of a diverged run"
     fig.suptitle(f"{title}\n{dataset_note + '; ' if dataset_note else ''}{note}", fontsize=9.5)
-    fig.tight_layout(rect=(0, 0.04 + 0.025 * (len(texts) // n_cols), 1, 1))
     fig.savefig(out_path)
     plt.close(fig)

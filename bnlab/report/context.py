@@ -10,12 +10,11 @@ import pandas as pd
 
 from bnlab.analysis.findings import generic_findings
 from bnlab.config import Plan, StudyPlan
+from bnlab.data import display_name
 from bnlab.params import NOT_APPLICABLE, PARAM_NAMES
 from bnlab.provenance import code_version, hardware, library_versions
 from bnlab.runfolder import read_json
 
-DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10",
-                 "digits": "scikit-learn digits (8x8)"}
 
 
 def fmt_pct(x) -> str:
@@ -73,7 +72,7 @@ def study_context(study: StudyPlan, results: Path) -> dict:
         "question": study.question,
         "source": study.source,
         "notes": study.notes,
-        "datasets": ", ".join(DATASET_NAMES.get(d, d) for d in datasets),
+        "datasets": ", ".join(display_name(d) for d in datasets),
         "dataset_source": first_metrics.get("dataset_source", ""),
         "setup": setup_rows(study),
         "grid": grid_rows(study),
@@ -84,7 +83,7 @@ def study_context(study: StudyPlan, results: Path) -> dict:
         "findings": generic_findings(summary),
         "figures": [
             {"path": (folder / "learning_curves.png").resolve().as_uri(),
-             "caption": f"Learning curves of '{study.title}' on {', '.join(DATASET_NAMES.get(d, d) for d in datasets)}: "
+             "caption": f"Learning curves of '{study.title}' on {', '.join(display_name(d) for d in datasets)}: "
                         "mean over seeds (line) and min..max over seeds (band), per epoch; "
                         "an x marks the last finite point of a diverged run."},
         ],
@@ -98,7 +97,7 @@ def appendix_context(plan: Plan, results: Path) -> dict:
         m = read_json(results / "runs" / run.relative_dir() / "metrics.json")
         devices.add(f"{m.get('device')} ({m.get('hardware', {}).get('cpu', '')}"
                     f"{', ' + m['hardware']['gpu'] if m.get('hardware', {}).get('gpu') else ''})")
-        sources[DATASET_NAMES.get(run.dataset, run.dataset)] = (m.get("dataset_source"), m.get("dataset_checksum"))
+        sources[display_name(run.dataset)] = (m.get("dataset_source"), m.get("dataset_checksum"))
         versions.setdefault(m.get("code_version"), 0)
         versions[m.get("code_version")] += 1
     return {
