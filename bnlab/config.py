@@ -116,6 +116,8 @@ class StudyPlan:
     runs: list[RunSpec]
     axes: list[str] = field(default_factory=list)  # parameters that vary, seed excluded
     seeds: list[int] = field(default_factory=list)
+    analyses: list[str] = field(default_factory=list)
+    references: list[dict] = field(default_factory=list)
 
     @property
     def datasets(self) -> list[str]:
@@ -246,6 +248,11 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         for key, value in entry.items():
             _check_param(key, value, where + ["exclude", ei, key])
         excludes.append(_canonical_partial(entry))
+    references = []
+    for ri, ref in enumerate(study["references"]):
+        for key, value in ref["match"].items():
+            _check_param(key, value, where + ["references", ri, "match", key])
+        references.append({**ref, "match": _canonical_partial(ref["match"])})
 
     runs: dict[str, RunSpec] = {}
     varying: set[str] = set()
@@ -276,6 +283,8 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         runs=run_list,
         axes=axes_list,
         seeds=list(study["seeds"]),
+        analyses=list(study["analyses"]),
+        references=references,
     )
 
 

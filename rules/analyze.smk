@@ -1,4 +1,19 @@
-# Per-study aggregation: run table, summary over seeds, curve data.
+# Per-study aggregation: run table, summary over seeds, curve data, and the
+# optional analyses a study declares (speedup, bn_params).
+
+
+def analysis_outputs(study_name):
+    """Files the report needs from a study, beyond runs/summary/learning curves."""
+    study = PLAN.studies[study_name]
+    folder = f"{R}/studies/{study_name}"
+    files = []
+    if "bn_curves" in study.analyses:
+        files += [f"{folder}/bn_curves_acc.png", f"{folder}/bn_curves_loss.png"]
+    if "speedup" in study.analyses:
+        files += [f"{folder}/speedup.csv", f"{folder}/speedup_per_seed.csv"]
+    if "bn_params" in study.analyses:
+        files += [f"{folder}/bn_layers.csv", f"{folder}/bn_violins.png"]
+    return files
 
 
 rule summarize_study:
@@ -19,3 +34,42 @@ rule summarize_study:
         "../envs/bnlab.yaml"
     script:
         "../scripts/summarize_study.py"
+
+
+rule speedup:
+    input:
+        runs=f"{R}/studies/{{study}}/runs.csv",
+        curves=f"{R}/studies/{{study}}/curves.parquet",
+    output:
+        per_seed=f"{R}/studies/{{study}}/speedup_per_seed.csv",
+        paired=f"{R}/studies/{{study}}/speedup.csv",
+    log:
+        f"{R}/logs/speedup/{{study}}.log",
+    params:
+        axes=lambda wc: PLAN.studies[wc.study].axes,
+    localrule: True
+    conda:
+        "../envs/bnlab.yaml"
+    script:
+        "../scripts/speedup.py"
+
+
+rule bn_params:
+    input:
+        runs=f"{R}/studies/{{study}}/runs.csv",
+        bn=lambda wc: study_run_files(wc.study, "bn_params.parquet"),
+    output:
+        layers=f"{R}/studies/{{study}}/bn_layers.csv",
+        params=f"{R}/studies/{{study}}/bn_params.parquet",
+        violins=report(f"{R}/studies/{{study}}/bn_violins.png", category="{study}"),
+    log:
+        f"{R}/logs/bn_params/{{study}}.log",
+    params:
+        axes=lambda wc: PLAN.studies[wc.study].axes,
+        run_root=f"{R}/runs",
+        title=lambda wc: f"{PLAN.studies[wc.study].title} ({PLAN.studies[wc.study].dataset_note()})",
+    localrule: True
+    conda:
+        "../envs/bnlab.yaml"
+    script:
+        "../scripts/bn_params.py"

@@ -6,6 +6,7 @@ rule report:
         runs=expand(f"{R}/studies/{{study}}/runs.csv", study=PLAN.studies),
         summaries=expand(f"{R}/studies/{{study}}/summary.csv", study=PLAN.studies),
         curves=expand(f"{R}/studies/{{study}}/learning_curves.png", study=PLAN.studies),
+        analyses=[f for study in PLAN.studies for f in analysis_outputs(study)],
         template="report/template.html.j2",
         style="report/style.css",
     output:

@@ -44,3 +44,8 @@ def collect_curves(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
         h["status"] = run.metrics.get("status")
         frames.append(h)
     return pd.concat(frames, ignore_index=True)
+
+
+def read_runs(path: str | Path, axes: list[str]) -> pd.DataFrame:
+    """runs.csv back, with axis values kept as the canonical text they were written as."""
+    return pd.read_csv(path, dtype={axis: str for axis in axes})

@@ -60,33 +60,110 @@ def summary_table(summary: pd.DataFrame) -> dict:
     return {"header": header, "rows": rows}
 
 
+def _figure(path: Path, caption: str) -> dict:
+    return {"path": path.resolve().as_uri(), "caption": caption}
+
+
+def speedup_table(paired: pd.DataFrame) -> dict:
+    header = ["setting", "BN", "steps speedup [95% CI]", "wall-clock speedup [95% CI]"]
+    rows = []
+    for _, r in paired.iterrows():
+        rows.append({"cells": [r["setting"], r["bn"], r["text"], r.get("wall_text", "") or ""],
+                     "diverged": "diverged" in str(r["text"])})
+    return {"header": header, "rows": rows,
+            "caption": "Speedup from BN: optimizer steps (and training seconds) the no-BN run needs to reach its "
+                       "best validation accuracy, divided by those the BN run needs to reach the same accuracy; "
+                       "geometric mean over seeds, percentile bootstrap interval over seeds."}
+
+
+def bn_layers_table(layers: pd.DataFrame) -> dict:
+    header = ["setting", "layer", "channels", "gamma mean ± sd", "gamma min..max", "beta mean ± sd", "beta min..max"]
+    rows = []
+    for _, r in layers.iterrows():
+        rows.append({"cells": [r["label"], r["layer"], str(int(r["channels"])),
+                               f"{r['gamma_mean']:.3f} ± {r['gamma_sd']:.3f}" if pd.notna(r["gamma_sd"]) else f"{r['gamma_mean']:.3f}",
+                               f"{r['gamma_min']:.2f}..{r['gamma_max']:.2f}",
+                               f"{r['beta_mean']:.3f} ± {r['beta_sd']:.3f}" if pd.notna(r["beta_sd"]) else f"{r['beta_mean']:.3f}",
+                               f"{r['beta_min']:.2f}..{r['beta_max']:.2f}"],
+                     "diverged": False})
+    return {"header": header, "rows": rows,
+            "caption": "Learned BN parameters per layer at the end of training, pooled over channels and seeds."}
+
+
+def references_table(study: StudyPlan, runs: pd.DataFrame) -> dict | None:
+    """Published numbers beside ours: our runs selected by each reference's `match`."""
+    if not study.references:
+        return None
+    by_dir = runs.set_index("run_dir")
+    rows = []
+    for ref in study.references:
+        chosen = [r for r in study.runs if all(r.as_strings().get(k) == v for k, v in ref["match"].items())]
+        table = by_dir.loc[[r.relative_dir() for r in chosen]] if chosen else by_dir.iloc[:0]
+        ok = pd.to_numeric(table[table.status == "ok"][ref["metric"]], errors="coerce").dropna()
+        if len(ok):
+            ours = fmt_pct(ok.mean()) + "%" + (f" ± {fmt_pct(ok.std(ddof=1))}" if len(ok) > 1 else "")
+            ours += f" ({len(ok)} run{'s' if len(ok) > 1 else ''})"
+        else:
+            ours = "no finished matching run"
+        setup = ", ".join(sorted({f"{display_name(r.dataset)}, {r.model}, {r.epochs} epochs"
+                                  + (f", {r.train_subset} training images" if r.train_subset else "")
+                                  for r in chosen})) or "—"
+        rows.append({"cells": [ref["what"], ref["published"], ref["source"], ours, setup], "diverged": False})
+    return {"header": ["published setup", "published", "source", f"ours", "our setup"], "rows": rows,
+            "caption": "Published numbers beside ours. Where our setup differs (dataset, epochs, subset), "
+                       "the comparison is indicative only; the last column says what we ran."}
+
+
 def study_context(study: StudyPlan, results: Path) -> dict:
+    from bnlab.analysis.bn_params import bn_findings
+    from bnlab.analysis.collect import read_runs
+    from bnlab.analysis.speedup import speedup_findings
+
     folder = results / "studies" / study.name
-    runs = pd.read_csv(folder / "runs.csv")
+    runs = read_runs(folder / "runs.csv", study.axes)
     summary = pd.read_csv(folder / "summary.csv")
-    datasets = sorted({r.dataset for r in study.runs})
+    where = study.dataset_note()
     first_metrics = read_json(results / "runs" / study.runs[0].relative_dir() / "metrics.json")
+    figures = [_figure(folder / "learning_curves.png",
+                       f"Learning curves {where}: mean over seeds (line) and min..max over seeds (band), per epoch; "
+                       "an x marks the last finite point of a diverged run.")]
+    tables = [{"caption": "Summary over seeds (mean ± sd of finished runs; accuracy in %)", **summary_table(summary)}]
+    findings = generic_findings(summary)
+    if "bn_curves" in study.analyses:
+        figures.append(_figure(folder / "bn_curves_acc.png",
+                               f"Validation accuracy with and without BN, one panel per setting, {where}."))
+        figures.append(_figure(folder / "bn_curves_loss.png",
+                               f"Training loss (log scale) with and without BN, one panel per setting, {where}."))
+    if "speedup" in study.analyses:
+        paired = pd.read_csv(folder / "speedup.csv")
+        tables.append(speedup_table(paired))
+        findings += speedup_findings(paired)
+    if "bn_params" in study.analyses:
+        layers = pd.read_csv(folder / "bn_layers.csv")
+        figures.append(_figure(folder / "bn_violins.png",
+                               f"Learned BN gamma (top) and beta (bottom) per layer at the end of training, {where}; "
+                               "each violin is the distribution over channels and seeds; dashed lines: the initial values."))
+        tables.append(bn_layers_table(layers))
+        findings += bn_findings(layers)
+    references = references_table(study, runs)
+    if references:
+        tables.append(references)
     return {
         "name": study.name,
         "title": study.title,
         "question": study.question,
         "source": study.source,
         "notes": study.notes,
-        "datasets": ", ".join(display_name(d) for d in datasets),
+        "datasets": ", ".join(display_name(d) for d in study.datasets),
         "dataset_source": first_metrics.get("dataset_source", ""),
         "setup": setup_rows(study),
         "grid": grid_rows(study),
         "n_runs": len(runs),
         "n_diverged": int((runs.status == "diverged").sum()),
         "train_seconds": float(pd.to_numeric(runs.train_seconds, errors="coerce").sum()),
-        "table": summary_table(summary),
-        "findings": generic_findings(summary),
-        "figures": [
-            {"path": (folder / "learning_curves.png").resolve().as_uri(),
-             "caption": f"Learning curves of '{study.title}' on {', '.join(display_name(d) for d in datasets)}: "
-                        "mean over seeds (line) and min..max over seeds (band), per epoch; "
-                        "an x marks the last finite point of a diverged run."},
-        ],
+        "tables": tables,
+        "findings": findings,
+        "figures": figures,
     }
 
 

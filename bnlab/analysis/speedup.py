@@ -1,0 +1,364 @@
+"""Training speedup from batch norm, as Ioffe & Szegedy (2015) measured it.
+
+tau = the baseline run's best validation accuracy; t_X(tau) = the first
+evaluated optimizer step at which run X's validation accuracy >= tau;
+speedup = t_base(tau) / t_BN(tau). Each BN variant is paired with the baseline
+run of the same setting (every other axis equal) and the same seed, so the
+two runs share their initial draw and data order. Wall-clock speedup (training
+seconds, evaluation excluded) is reported separately because BN adds work per
+step. A run pair without a meaningful ratio gets an outcome and no number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from bnlab.params import NOT_APPLICABLE
+
+BN_AXIS = "bn"
+# Accuracies are fractions of a fixed validation set (granularity >= 1e-6 for any
+# realistic size), so this only absorbs float noise, never a real difference.
+REACH_TOLERANCE = 1e-9
+
+REACHED = "reached"
+NOT_REACHED = "not reached"
+BN_DIVERGED = "BN diverged"
+BASE_DIVERGED = "baseline diverged"
+BASE_NEVER_IMPROVED = "baseline never improved"
+REACHED_AT_START = "reached at step 0"
+NO_BASELINE = "no baseline"
+NO_BN_RUN = "no BN run"
+# every outcome, in the order counts and texts list them; the paired table holds one
+# count column per outcome (flat numbers survive CSV/parquet, a dict would not)
+OUTCOMES = (REACHED, NOT_REACHED, BN_DIVERGED, BASE_DIVERGED, BASE_NEVER_IMPROVED, REACHED_AT_START,
+            NO_BASELINE, NO_BN_RUN)
+COUNT_COLUMNS = {o: "n_" + o.replace(" ", "_").replace("BN", "bn") for o in OUTCOMES}
+
+PER_SEED_COLUMNS = ["setting", "bn", "baseline", "seed", "tau", "t_base", "t_bn", "speedup",
+                    "wall_base", "wall_bn", "wall_speedup", "outcome"]
+PAIRED_COLUMNS = (["setting", "bn", "baseline", "n_seeds", "n_reached"]
+                  + [COUNT_COLUMNS[o] for o in OUTCOMES[1:]]  # seeds per no-number outcome
+                  + ["tau_mean", "speedup", "ci_low", "ci_high", "wall_speedup", "wall_ci_low",
+                     "wall_ci_high", "ci", "text"])
+
+
+# ---------------------------------------------------------------- per seed
+
+def setting_text(values: dict[str, str]) -> str:
+    """Legend text of the non-BN axes, as the study labels write it ("all runs" if none).
+
+    Values "na" (parameter does not apply) are left out, like in labels.
+    """
+    return ", ".join(f"{a}={v}" for a, v in values.items() if v != NOT_APPLICABLE) or "all runs"
+
+
+def val_curve(curves: pd.DataFrame, label: str, seed: int, diverged_step: float | None) -> pd.DataFrame:
+    """One run's validation evaluations (step, acc, train_seconds), sorted by step.
+
+    A diverged run's evaluations from its divergence step on are dropped: that
+    evaluation is off the common cadence and of a model with non-finite weights.
+    """
+    c = curves[(curves["label"] == label) & (curves["seed"] == seed) & (curves["split"] == "val")]
+    c = c[["step", "acc", "train_seconds"]].sort_values("step")
+    if diverged_step is not None and not _missing(diverged_step):
+        c = c[c["step"] < diverged_step]
+    return c.reset_index(drop=True)
+
+
+def best_accuracy(curve: pd.DataFrame) -> float:
+    """Max of the finite validation accuracies (NaN if none)."""
+    acc = pd.to_numeric(curve["acc"], errors="coerce")
+    acc = acc[np.isfinite(acc)]
+    return float(acc.max()) if len(acc) else math.nan
+
+
+def first_reach(curve: pd.DataFrame, tau: float) -> tuple[float, float]:
+    """(step, train_seconds) of the first evaluation with acc >= tau; (NaN, NaN) if none."""
+    hit = curve[pd.to_numeric(curve["acc"], errors="coerce") >= tau - REACH_TOLERANCE]
+    if hit.empty:
+        return math.nan, math.nan
+    row = hit.iloc[0]  # curve is sorted by step
+    return float(row["step"]), float(row["train_seconds"])
+
+
+def check_same_cadence(base: pd.DataFrame, bn: pd.DataFrame, where: str) -> None:
+    """Raise if two runs were evaluated at different steps over their common range.
+
+    Comparing first-reach steps is only fair on one cadence; a diverged run may
+    end earlier, so only the shared range is compared.
+    """
+    if base.empty or bn.empty:
+        return
+    end = min(base["step"].max(), bn["step"].max())
+    a = set(base.loc[base["step"] <= end, "step"])
+    b = set(bn.loc[bn["step"] <= end, "step"])
+    if a != b:
+        raise ValueError(f"{where}: baseline and BN run were evaluated at different steps "
+                         f"({sorted(a ^ b)[:5]} ...); the speedup needs one cadence")
+
+
+def _missing(x) -> bool:
+    """None, NaN (any float type) or pd.NA: a cell without a number."""
+    return x is None or (pd.api.types.is_scalar(x) and bool(pd.isna(x)))
+
+
+def _ratio(num: float, den: float) -> float:
+    """num / den, NaN when either is missing or den is not positive (no x/0)."""
+    if _missing(num) or _missing(den) or not den > 0:
+        return math.nan
+    return num / den
+
+
+def pair_speedup(base_run: pd.Series, bn_run: pd.Series, curves: pd.DataFrame, where: str = "") -> dict:
+    """tau, first-reach steps and times, ratios and outcome for one (baseline, BN) pair."""
+    out = {"tau": math.nan, "t_base": math.nan, "t_bn": math.nan, "speedup": math.nan,
+           "wall_base": math.nan, "wall_bn": math.nan, "wall_speedup": math.nan}
+    if base_run["status"] == "diverged":
+        # its best accuracy before blowing up is not a fair target: no tau, no number
+        return {**out, "outcome": BASE_DIVERGED}
+    base = val_curve(curves, base_run["label"], base_run["seed"], None)
+    bn_div = bn_run["diverged_step"] if bn_run["status"] == "diverged" else None
+    bn = val_curve(curves, bn_run["label"], bn_run["seed"], bn_div)
+    check_same_cadence(base, bn, where)
+    tau = best_accuracy(base)
+    out["tau"] = tau
+    if math.isnan(tau):
+        return {**out, "outcome": BASE_NEVER_IMPROVED}  # no finite evaluation: nothing to reach
+    out["t_base"], out["wall_base"] = first_reach(base, tau)
+    out["t_bn"], out["wall_bn"] = first_reach(bn, tau)
+    if out["t_base"] == 0:
+        # the baseline's best is its initial accuracy: steps to reach it are 0 (0/0 or 0/x)
+        return {**out, "outcome": BASE_NEVER_IMPROVED}
+    if math.isnan(out["t_bn"]):
+        return {**out, "outcome": BN_DIVERGED if bn_run["status"] == "diverged" else NOT_REACHED}
+    if out["t_bn"] == 0:
+        # the BN model already met tau before training: the ratio would be x/0
+        return {**out, "outcome": REACHED_AT_START}
+    out["speedup"] = _ratio(out["t_base"], out["t_bn"])
+    out["wall_speedup"] = _ratio(out["wall_base"], out["wall_bn"])
+    return {**out, "outcome": REACHED}
+
+
+def speedup_per_seed(runs: pd.DataFrame, curves: pd.DataFrame, axes: list[str], *,
+                     baseline: str = "none") -> pd.DataFrame:
+    """One row per (setting, BN variant, seed): the speedup of BN over the baseline.
+
+    A BN variant is every `bn` value other than `baseline` in the study. Each
+    baseline run is paired with every BN variant of its setting and seed, and
+    each BN run without a baseline partner gets a "no baseline" row, so a
+    missing partner shows rather than silently shrinking the table. Columns:
+    PER_SEED_COLUMNS plus the other axes' values.
+    """
+    if BN_AXIS not in axes:
+        raise ValueError(f"speedup needs a study with a '{BN_AXIS}' axis; axes are {axes}")
+    other = [a for a in axes if a != BN_AXIS]
+    runs = runs.copy()
+    runs["_key"] = [tuple(r) for r in runs[other].itertuples(index=False)] if other else [()] * len(runs)
+    dup = runs.duplicated(["_key", BN_AXIS, "seed"])
+    if dup.any():
+        raise ValueError(f"runs repeat a (setting, bn, seed): {runs.loc[dup, 'label'].tolist()}")
+    variants = [b for b in pd.unique(runs[BN_AXIS]) if b != baseline]
+    index = {(r["_key"], r[BN_AXIS], r["seed"]): r for _, r in runs.iterrows()}
+
+    rows = []
+    for key in pd.unique(runs["_key"]):  # settings in study order
+        values = dict(zip(other, key))
+        setting = setting_text(values)
+        in_setting = runs[runs["_key"] == key]
+        for bn in variants:
+            for seed in sorted(in_setting["seed"].unique()):
+                base_run, bn_run = index.get((key, baseline, seed)), index.get((key, bn, seed))
+                if base_run is None and bn_run is None:
+                    continue  # neither run exists: nothing to show for this seed
+                head = {"setting": setting, "bn": bn, "baseline": baseline, "seed": int(seed)}
+                if base_run is None:
+                    body = {"outcome": NO_BASELINE}
+                elif bn_run is None:
+                    body = {"outcome": NO_BN_RUN}
+                else:
+                    body = pair_speedup(base_run, bn_run, curves, f"{setting}, bn={bn}, seed={seed}")
+                rows.append({**head, **values, **body})
+    table = pd.DataFrame(rows, columns=PER_SEED_COLUMNS + other)
+    for column in ("tau", "t_base", "t_bn", "speedup", "wall_base", "wall_bn", "wall_speedup"):
+        table[column] = table[column].astype(float)  # missing partners leave NaN
+    return table
+
+
+# ---------------------------------------------------------------- over seeds
+
+def geometric_mean(values: np.ndarray) -> float:
+    """exp(mean(log x)): the mean of ratios that treats 2x and 0.5x symmetrically."""
+    return float(np.exp(np.mean(np.log(values))))
+
+
+def bootstrap_geomean_ci(values: np.ndarray, *, n_boot: int, ci: float,
+                         rng_seed: int) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of the geometric mean; (None, None) below 2 values.
+
+    Seeds are resampled with replacement. A fresh generator per call keeps each
+    interval reproducible and independent of how many groups came before it.
+    """
+    if len(values) < 2:
+        return None, None
+    rng = np.random.default_rng(rng_seed)
+    logs = np.log(np.asarray(values, dtype=float))
+    picks = rng.integers(0, len(logs), size=(n_boot, len(logs)))
+    means = np.exp(logs[picks].mean(axis=1))
+    alpha = (1.0 - ci) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    # clip float noise so identical values give exactly their value as bounds
+    lo, hi = float(np.min(values)), float(np.max(values))
+    return float(min(max(low, lo), hi)), float(min(max(high, lo), hi))
+
+
+def _x(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def outcome_counts(row: pd.Series) -> dict[str, int]:
+    """{outcome: seeds} of a paired row, non-zero ones only, in OUTCOMES order."""
+    counts = {REACHED: int(row["n_reached"]), **{o: int(row[COUNT_COLUMNS[o]]) for o in OUTCOMES[1:]}}
+    return {o: c for o, c in counts.items() if c}
+
+
+def paired_text(n_seeds: int, outcomes: dict[str, int], speedup: float | None,
+                ci_low: float | None, ci_high: float | None) -> str:
+    """Ready-to-print table cell for one (setting, BN variant) over seeds."""
+    n_reached = outcomes.get(REACHED, 0)
+    others = "; ".join(f"{k} {o}" for o, k in outcomes.items() if o != REACHED)
+    if n_reached == 0:
+        if len(outcomes) == 1:
+            (only, k), = outcomes.items()
+            return f"{only} (0/{_seeds(n_seeds)})" if only == NOT_REACHED else f"{only} ({k}/{n_seeds})"
+        return f"no speedup (0/{n_seeds} seeds reached; {others})"
+    interval = f" [{ci_low:.2f}, {ci_high:.2f}]" if ci_low is not None else ""
+    if n_reached == n_seeds:
+        tail = "" if n_reached > 1 else ", no interval"
+        return f"{_x(speedup)}{interval} ({n_reached}/{_seeds(n_seeds)}{tail})"
+    tail = "" if n_reached > 1 else ", no interval"
+    return f"{_x(speedup)}{interval} ({n_reached}/{n_seeds} seeds reached{tail}; {others})"
+
+
+def speedup_paired(per_seed: pd.DataFrame, *, n_boot: int = 10000, ci: float = 0.95,
+                   rng_seed: int = 0) -> pd.DataFrame:
+    """One row per (setting, BN variant): geometric-mean speedup over seeds with a bootstrap CI.
+
+    Only seeds with outcome "reached" enter the estimate (the others have no
+    number); `n_reached` of `n_seeds` and the text say how many did. The
+    interval needs at least 2 reached seeds, else it is None and the text says
+    "no interval". `tau_mean` is the mean target accuracy over seeds that had one.
+    """
+    rows = []
+    for (setting, bn), group in per_seed.groupby(["setting", "bn"], sort=False):
+        found = Counter(group["outcome"])
+        unknown = set(found) - set(OUTCOMES)
+        if unknown:
+            raise ValueError(f"unknown outcomes {sorted(unknown)} for {setting}, bn={bn}")
+        outcomes = {o: found[o] for o in OUTCOMES if found[o]}
+        reached = group[group["outcome"] == REACHED]
+        steps = reached["speedup"].to_numpy(dtype=float)
+        wall = reached["wall_speedup"].to_numpy(dtype=float)
+        wall = wall[np.isfinite(wall)]
+        est = geometric_mean(steps) if len(steps) else None
+        low, high = bootstrap_geomean_ci(steps, n_boot=n_boot, ci=ci, rng_seed=rng_seed)
+        w_est = geometric_mean(wall) if len(wall) else None
+        w_low, w_high = bootstrap_geomean_ci(wall, n_boot=n_boot, ci=ci, rng_seed=rng_seed)
+        taus = group["tau"].dropna()
+        rows.append({
+            "setting": setting, "bn": bn, "baseline": group["baseline"].iloc[0],
+            "n_seeds": len(group), "n_reached": len(steps),
+            **{COUNT_COLUMNS[o]: found[o] for o in OUTCOMES[1:]},
+            "tau_mean": float(taus.mean()) if len(taus) else None,
+            "speedup": est, "ci_low": low, "ci_high": high,
+            "wall_speedup": w_est, "wall_ci_low": w_low, "wall_ci_high": w_high, "ci": ci,
+            "text": paired_text(len(group), outcomes, est, low, high),
+        })
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+# ---------------------------------------------------------------- sentences
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _baseline_name(baseline: str) -> str:
+    return "the no-BN run" if baseline == "none" else f"the bn={baseline} run"
+
+
+# how each no-number outcome reads in a sentence, with the count of seeds
+_OUTCOME_PHRASE = {
+    NOT_REACHED: "never reached it",
+    BN_DIVERGED: "diverged before reaching it",
+    BASE_DIVERGED: "had no target because the baseline diverged",
+    BASE_NEVER_IMPROVED: "had no target because the baseline never improved on its initial accuracy",
+    REACHED_AT_START: "met it already before training (no ratio)",
+    NO_BASELINE: "had no baseline run to compare with",
+    NO_BN_RUN: "had no run",
+}
+
+
+def _num(x: float) -> str:
+    """A ratio for prose: one decimal, two below 1 so that 0.55 does not read as 0.6."""
+    return f"{x:.1f}" if x >= 1 else f"{x:.2f}"
+
+
+def _steps_clause(speedup: float) -> tuple[str, str]:
+    """('in 3.2x fewer steps', '') or, when BN was not faster, the honest converse
+    with the ratio itself moved into the parenthesis (second element)."""
+    if round(speedup, 1) == 1.0:
+        return "in about as many steps", f"{speedup:.2f}x, "
+    if speedup > 1:
+        return f"in {_num(speedup)}x fewer steps", ""
+    return f"but needed {_num(1 / speedup)}x as many steps", f"speedup {speedup:.2f}x, "
+
+
+def _ci_clause(ci: float, low, high) -> str:
+    """'95% CI 2.1–4.5', both bounds at one precision; '' when there is no interval."""
+    if low is None or _missing(low):
+        return ""
+    digits = 2 if low < 1 else 1
+    return f"{round(100 * ci)}% CI {low:.{digits}f}–{high:.{digits}f}"
+
+
+def speedup_findings(paired: pd.DataFrame) -> list[str]:
+    """Sentences for the report, one per (setting, BN variant), built only from `paired`."""
+    sentences = []
+    for _, r in paired.iterrows():
+        prefix = "" if r["setting"] == "all runs" else f"With {r['setting']}: "
+        who = f"{r['bn']} BN"
+        target = f"{_baseline_name(r['baseline'])}'s best validation accuracy"
+        if not _missing(r["tau_mean"]):
+            target += f" ({_pct(r['tau_mean'])})"
+        n, k = int(r["n_seeds"]), int(r["n_reached"])
+        misses = {o: c for o, c in outcome_counts(r).items() if o != REACHED}
+        miss_text = ", ".join(f"{c} {_OUTCOME_PHRASE.get(o, o)}" for o, c in misses.items())
+        if k:
+            seeds = _seeds(k) if k == n else f"{k} of {n} seeds reached it"
+            clause, ratio = _steps_clause(r["speedup"])
+            interval = _ci_clause(r["ci"], r["ci_low"], r["ci_high"])
+            detail = f"{interval}, {seeds}" if interval else f"{seeds}, no interval"
+            text = f"{prefix}{who} reached {target} {clause} ({ratio}{detail})"
+            if not _missing(r["wall_speedup"]):
+                text += f"; in wall-clock time {_num(r['wall_speedup'])}x"
+                wall_interval = _ci_clause(r["ci"], r["wall_ci_low"], r["wall_ci_high"])
+                text += f" ({wall_interval})" if wall_interval else ""
+            if misses:
+                text += f"; of the other seeds, {miss_text}"
+            sentences.append(text + ".")
+        elif list(misses) == [NOT_REACHED]:
+            sentences.append(f"{prefix}{who} never reached {target} in {n}/{n} seeds.")
+        elif list(misses) == [BN_DIVERGED]:
+            sentences.append(f"{prefix}{who} diverged before reaching {target} in {n}/{n} seeds.")
+        else:
+            sentences.append(f"{prefix}{who} has no speedup over {_baseline_name(r['baseline'])} "
+                             f"(0/{n} seeds reached): {miss_text}.")
+    return sentences

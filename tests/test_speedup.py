@@ -1,0 +1,216 @@
+"""Speedup from BN on hand-built run/curve tables whose answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bnlab.analysis.speedup import (
+    bootstrap_geomean_ci, speedup_findings, speedup_paired, speedup_per_seed,
+)
+
+STEPS = [0, 100, 200, 300, 400, 500, 600, 700, 800]  # one cadence for every run
+
+
+def fake_run(axes: dict[str, str], seed: int, accs: list[float], *, sec_per_step: float = 0.01,
+             diverged_step: int | None = None) -> tuple[dict, list[dict]]:
+    """A run row and its val/train curve rows; accs are the val accuracies at STEPS[:len(accs)].
+
+    A diverged run's curve ends with an extra evaluation at its divergence step
+    (chance accuracy, NaN loss), as the training loop writes it.
+    """
+    label = ", ".join(f"{k}={v}" for k, v in axes.items())
+    status = "diverged" if diverged_step is not None else "ok"
+    run = {"label": label, "seed": seed, **axes, "status": status,
+           "diverged_step": float(diverged_step) if diverged_step is not None else math.nan,
+           "best_val_acc": max(accs), "run_dir": f"runs/{label}/{seed}"}
+    points = list(zip(STEPS, accs))
+    if diverged_step is not None:
+        points.append((diverged_step, 0.1))
+    rows = []
+    for step, acc in points:
+        for split in ("train", "val"):
+            rows.append({"label": label, "seed": seed, "split": split, "step": step, "epoch": step / 100,
+                         "lr": 0.1, "loss": math.nan if step == diverged_step else 1 - acc,
+                         # the train split gets a different accuracy so a mix-up would show
+                         "acc": acc if split == "val" else min(1.0, acc + 0.05),
+                         "train_seconds": step * sec_per_step, "wall_seconds": step * sec_per_step * 2,
+                         "status": status})
+    return run, rows
+
+
+def tables(*made) -> tuple[pd.DataFrame, pd.DataFrame]:
+    runs = pd.DataFrame([r for r, _ in made])
+    curves = pd.DataFrame([row for _, rows in made for row in rows])
+    return runs, curves
+
+
+# baseline reaches its best (0.80) first at step 600; BN at 200
+BASE = [0.10, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.80, 0.79]
+FAST = [0.10, 0.50, 0.80, 0.85, 0.86, 0.87, 0.88, 0.88, 0.88]
+SLOW = [0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.75, 0.79]  # best 0.79 < 0.80
+
+
+def one_pair(bn_accs, **bn_kwargs) -> pd.DataFrame:
+    runs, curves = tables(fake_run({"bn": "none"}, 0, BASE, sec_per_step=0.01),
+                          fake_run({"bn": "hidden"}, 0, bn_accs, sec_per_step=0.015, **bn_kwargs))
+    return speedup_per_seed(runs, curves, ["bn"])
+
+
+def test_speedup_is_ratio_of_first_reach_steps_and_times():
+    row = one_pair(FAST).iloc[0]
+    assert row["setting"] == "all runs" and row["bn"] == "hidden" and row["outcome"] == "reached"
+    assert row["tau"] == pytest.approx(0.80)
+    assert (row["t_base"], row["t_bn"]) == (600, 200)
+    assert row["speedup"] == pytest.approx(3.0)
+    # 600 * 0.01 s vs 200 * 0.015 s: BN's slower steps shrink the wall-clock gain
+    assert (row["wall_base"], row["wall_bn"]) == pytest.approx((6.0, 3.0))
+    assert row["wall_speedup"] == pytest.approx(2.0)
+
+
+def test_reaching_tau_exactly_at_an_evaluation_counts():
+    # equal to tau (not above) at step 400 and nowhere before: t_bn = 400, not later
+    bn = [0.10, 0.30, 0.50, 0.70, 0.80, 0.80, 0.80, 0.80, 0.80]
+    row = one_pair(bn).iloc[0]
+    assert (row["t_bn"], row["speedup"]) == (400, pytest.approx(1.5))
+
+
+def test_not_reached_gives_no_number():
+    per_seed = one_pair(SLOW)
+    row = per_seed.iloc[0]
+    assert row["outcome"] == "not reached" and math.isnan(row["speedup"]) and math.isnan(row["t_bn"])
+    assert math.isnan(row["wall_speedup"])
+    paired = speedup_paired(per_seed).iloc[0]
+    assert paired["text"] == "not reached (0/1 seed)"
+    assert paired["speedup"] is None or math.isnan(paired["speedup"])
+    assert "never reached" in speedup_findings(speedup_paired(per_seed))[0]
+
+
+def test_bn_diverged_before_reaching_tau():
+    # curve stops at step 300 (below tau) and the diverged evaluation follows at 350
+    row = one_pair([0.10, 0.50, 0.60, 0.70], diverged_step=350).iloc[0]
+    assert row["outcome"] == "BN diverged" and math.isnan(row["speedup"])
+
+
+def test_bn_diverging_after_reaching_tau_still_has_a_speedup():
+    row = one_pair(FAST[:4], diverged_step=350).iloc[0]
+    assert row["outcome"] == "reached" and row["speedup"] == pytest.approx(3.0)
+
+
+def test_baseline_diverged_gives_no_target():
+    runs, curves = tables(fake_run({"bn": "none"}, 0, BASE[:5], diverged_step=450),
+                          fake_run({"bn": "hidden"}, 0, FAST))
+    row = speedup_per_seed(runs, curves, ["bn"]).iloc[0]
+    assert row["outcome"] == "baseline diverged" and math.isnan(row["speedup"]) and math.isnan(row["tau"])
+    assert speedup_paired(speedup_per_seed(runs, curves, ["bn"])).iloc[0]["text"] == "baseline diverged (1/1)"
+
+
+def test_baseline_that_never_improved_gives_no_ratio():
+    flat = [0.5, 0.4, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]  # best is the step-0 accuracy
+    runs, curves = tables(fake_run({"bn": "none"}, 0, flat), fake_run({"bn": "hidden"}, 0, FAST))
+    row = speedup_per_seed(runs, curves, ["bn"]).iloc[0]
+    assert row["outcome"] == "baseline never improved" and math.isnan(row["speedup"])
+
+
+def test_missing_partners_show_as_rows():
+    runs, curves = tables(fake_run({"act": "relu", "bn": "none"}, 0, BASE),
+                          fake_run({"act": "relu", "bn": "hidden"}, 0, FAST),
+                          fake_run({"act": "tanh", "bn": "none"}, 0, BASE),  # tanh has no BN run
+                          fake_run({"act": "relu", "bn": "hidden"}, 1, FAST))  # seed 1 has no baseline
+    per_seed = speedup_per_seed(runs, curves, ["act", "bn"])
+    got = {(r.setting, r.seed): r.outcome for r in per_seed.itertuples()}
+    assert got == {("act=relu", 0): "reached", ("act=relu", 1): "no baseline", ("act=tanh", 0): "no BN run"}
+
+
+def test_different_cadence_is_refused():
+    runs, curves = tables(fake_run({"bn": "none"}, 0, BASE), fake_run({"bn": "hidden"}, 0, FAST))
+    curves.loc[(curves.label == "bn=hidden") & (curves.step == 300), "step"] = 250
+    with pytest.raises(ValueError, match="different steps"):
+        speedup_per_seed(runs, curves, ["bn"])
+
+
+def test_grid_pairs_by_setting_and_seed():
+    # the speedup encodes (activation, bn, seed) so any mis-pairing changes a number:
+    # BN first reaches tau (0.80) at step 100 * k with k distinct per run
+    made, expected = [], {}
+    for a_i, act in enumerate(["relu", "tanh"]):
+        for seed in range(3):
+            t_base = 800 - 100 * seed - 100 * a_i  # 800, 700, 600 (relu); 700, 600, 500 (tanh)
+            base = [0.1 + 0.7 * min(1.0, s / t_base) for s in STEPS]
+            made.append(fake_run({"activation": act, "bn": "none"}, seed, base))
+            for b_i, bn in enumerate(["hidden", "input+hidden"]):
+                t_bn = 100 * (1 + b_i + (seed % 2))  # 100..300
+                accs = [0.1 if s == 0 else 0.5 if s < t_bn else 0.85 for s in STEPS]
+                made.append(fake_run({"activation": act, "bn": bn}, seed, accs))
+                expected[(f"activation={act}", bn, seed)] = t_base / t_bn
+    runs, curves = tables(*made)
+    rng = np.random.default_rng(1)
+    runs = runs.sample(frac=1, random_state=1).reset_index(drop=True)
+    curves = curves.iloc[rng.permutation(len(curves))].reset_index(drop=True)
+    per_seed = speedup_per_seed(runs, curves, ["activation", "bn"])
+    assert len(per_seed) == 12 and set(per_seed.outcome) == {"reached"}
+    got = {(r.setting, r.bn, r.seed): r.speedup for r in per_seed.itertuples()}
+    assert got == pytest.approx(expected)
+    paired = speedup_paired(per_seed, n_boot=500)
+    assert len(paired) == 4 and set(paired.n_seeds) == {3}
+    relu_hidden = paired[(paired.setting == "activation=relu") & (paired.bn == "hidden")].iloc[0]
+    geo = math.exp(np.mean(np.log([800 / 100, 700 / 200, 600 / 100])))
+    assert relu_hidden["speedup"] == pytest.approx(geo)
+    assert relu_hidden["ci_low"] <= geo <= relu_hidden["ci_high"]
+
+
+def per_seed_table(speedups: list[float], outcomes: list[str] | None = None) -> pd.DataFrame:
+    """A per-seed table with given speedups (NaN for non-reached outcomes); wall = speedup / 2."""
+    outcomes = outcomes or ["reached"] * len(speedups)
+    return pd.DataFrame({
+        "setting": "all runs", "bn": "hidden", "baseline": "none", "seed": range(len(speedups)),
+        "tau": 0.8, "speedup": speedups, "wall_speedup": [s / 2 for s in speedups], "outcome": outcomes})
+
+
+def test_geometric_mean_of_equal_speedups_has_a_point_interval():
+    row = speedup_paired(per_seed_table([2.0, 2.0, 2.0])).iloc[0]
+    assert row["speedup"] == pytest.approx(2.0)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((2.0, 2.0))
+    assert row["wall_speedup"] == pytest.approx(1.0)
+    assert row["text"] == "2.00x [2.00, 2.00] (3/3 seeds)"
+
+
+def test_geometric_mean_and_interval_of_unequal_speedups():
+    row = speedup_paired(per_seed_table([1.0, 4.0]), n_boot=2000).iloc[0]
+    assert row["speedup"] == pytest.approx(2.0)  # not the arithmetic 2.5
+    assert 1.0 <= row["ci_low"] < 2.0 < row["ci_high"] <= 4.0
+    again = speedup_paired(per_seed_table([1.0, 4.0]), n_boot=2000).iloc[0]
+    assert (again["ci_low"], again["ci_high"]) == (row["ci_low"], row["ci_high"])
+    assert bootstrap_geomean_ci(np.array([1.0, 4.0]), n_boot=2000, ci=0.95, rng_seed=5) != (None, None)
+
+
+def test_one_reached_seed_has_no_interval():
+    row = speedup_paired(per_seed_table([2.0])).iloc[0]
+    assert row["speedup"] == pytest.approx(2.0) and row["ci_low"] is None and row["ci_high"] is None
+    assert row["text"] == "2.00x (1/1 seed, no interval)"
+    assert "no interval" in speedup_findings(speedup_paired(per_seed_table([2.0])))[0]
+
+
+def test_mixed_outcomes_are_summarised_honestly():
+    table = per_seed_table([1.5, 2.4, math.nan], ["reached", "reached", "not reached"])
+    row = speedup_paired(table, n_boot=200).iloc[0]
+    assert (row["n_seeds"], row["n_reached"], row["n_not_reached"]) == (3, 2, 1)
+    assert row["speedup"] == pytest.approx(math.sqrt(1.5 * 2.4))
+    assert row["text"].startswith("1.90x [") and row["text"].endswith("(2/3 seeds reached; 1 not reached)")
+    sentence = speedup_findings(speedup_paired(table, n_boot=200))[0]
+    assert "2 of 3 seeds reached it" in sentence and "1 never reached it" in sentence
+    div = speedup_paired(per_seed_table([math.nan] * 2, ["BN diverged"] * 2)).iloc[0]
+    assert div["text"] == "BN diverged (2/2)"
+
+
+def test_findings_quote_the_table():
+    runs, curves = tables(*[fake_run({"activation": "relu", "bn": bn}, s, accs, sec_per_step=sps)
+                            for s in range(2) for bn, accs, sps in
+                            (("none", BASE, 0.01), ("hidden", FAST, 0.015))])
+    paired = speedup_paired(speedup_per_seed(runs, curves, ["activation", "bn"]), n_boot=200)
+    assert speedup_findings(paired) == [
+        "With activation=relu: hidden BN reached the no-BN run's best validation accuracy (80.0%) "
+        "in 3.0x fewer steps (95% CI 3.0–3.0, 2 seeds); in wall-clock time 2.0x (95% CI 2.0–2.0)."]
