@@ -2,20 +2,6 @@
 # optional analyses a study declares (speedup, bn_params).
 
 
-def analysis_outputs(study_name):
-    """Files the report needs from a study, beyond runs/summary/learning curves."""
-    study = PLAN.studies[study_name]
-    folder = f"{R}/studies/{study_name}"
-    files = []
-    if "bn_curves" in study.analyses:
-        files += [f"{folder}/bn_curves_acc.png", f"{folder}/bn_curves_loss.png"]
-    if "speedup" in study.analyses:
-        files += [f"{folder}/speedup.csv", f"{folder}/speedup_per_seed.csv"]
-    if "bn_params" in study.analyses:
-        files += [f"{folder}/bn_layers.csv", f"{folder}/bn_violins.png"]
-    return files
-
-
 rule summarize_study:
     input:
         metrics=lambda wc: study_run_files(wc.study, "metrics.json"),

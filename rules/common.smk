@@ -41,3 +41,17 @@ def run_dir(run):
 
 def study_run_files(study_name, filename):
     return [f"{run_dir(r)}/{filename}" for r in PLAN.studies[study_name].runs]
+
+
+def analysis_outputs(study_name):
+    """Files the report needs from a study, beyond runs/summary/learning curves."""
+    study = PLAN.studies[study_name]
+    folder = f"{R}/studies/{study_name}"
+    files = []
+    if "bn_curves" in study.analyses:
+        files += [f"{folder}/bn_curves_acc.png", f"{folder}/bn_curves_loss.png"]
+    if "speedup" in study.analyses:
+        files += [f"{folder}/speedup.csv", f"{folder}/speedup_per_seed.csv"]
+    if "bn_params" in study.analyses:
+        files += [f"{folder}/bn_layers.csv", f"{folder}/bn_violins.png"]
+    return files
