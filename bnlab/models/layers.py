@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .bnlab_bn import bnlab_batch_norm
+
 BN_PLACEMENTS = ("none", "hidden", "input+hidden")
 
 # Activation name -> module class; grid values in the config are these strings.
@@ -38,7 +40,8 @@ def torch_batch_norm(num_features: int, dims: int) -> nn.Module:
     return nn.BatchNorm1d(num_features) if dims == 1 else nn.BatchNorm2d(num_features)
 
 
-NORM_FACTORIES: dict[str, NormFactory] = {"torch": torch_batch_norm}
+# "bnlab": bnlab's own BN with a hand-written backward (models/bnlab_bn.py).
+NORM_FACTORIES: dict[str, NormFactory] = {"torch": torch_batch_norm, "bnlab": bnlab_batch_norm}
 
 # Every BN made here carries this attribute, "input" or "hidden", so that
 # bn_layers() can find and label BN layers of any implementation.
