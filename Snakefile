@@ -17,6 +17,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/analyze.smk"
 include: "rules/figures.smk"
+include: "rules/sections.smk"
 include: "rules/report.smk"
 
 

@@ -113,11 +113,13 @@ class StudyPlan:
     question: str
     source: str
     notes: str
-    runs: list[RunSpec]
+    runs: list[RunSpec]  # empty for studies that train nothing (kind arch, gradcheck)
     axes: list[str] = field(default_factory=list)  # parameters that vary, seed excluded
     seeds: list[int] = field(default_factory=list)
     analyses: list[str] = field(default_factory=list)
     references: list[dict] = field(default_factory=list)
+    kind: str = "train"
+    options: dict = field(default_factory=dict)
 
     @property
     def datasets(self) -> list[str]:
@@ -153,6 +155,15 @@ class Plan:
     @property
     def datasets(self) -> list[str]:
         return sorted({r.dataset for r in self.runs})
+
+    @property
+    def train_studies(self) -> list[str]:
+        return [n for n, s in self.studies.items() if s.kind == "train"]
+
+    @property
+    def section_studies(self) -> list[str]:
+        """Studies whose report section one rule writes whole (section.json)."""
+        return [n for n, s in self.studies.items() if s.kind != "train"]
 
     @property
     def config_hash(self) -> str:
@@ -235,6 +246,15 @@ def _canonical_partial(partial: dict) -> dict[str, str]:
 
 def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
     where = ["studies", name]
+    if study["kind"] != "train":
+        # Studies that train nothing: the grid keys would be silently ignored, so refuse them.
+        for key in ("fixed", "grid", "exclude", "analyses", "references"):
+            if study[key]:
+                raise ConfigError(f"config error at '{_path_text(where + [key])}': a study of kind "
+                                  f"'{study['kind']}' trains nothing and takes no {key}")
+        return StudyPlan(name=name, title=study["title"], question=study["question"], source=study["source"],
+                         notes=study["notes"], runs=[], seeds=list(study["seeds"]), kind=study["kind"],
+                         options=dict(study["options"]))
     for key, value in study["fixed"].items():
         _check_param(key, value, where + ["fixed", key])
     grids = study["grid"] if isinstance(study["grid"], list) else [study["grid"]]

@@ -12,13 +12,16 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 # Parameter name -> short key used in run-folder names. The order here is the
-# order of the folder name. dataset and model become directories; the rest
-# form one file-name-like segment "key~value_key~value...".
+# order of the folder name: dataset and model become directories, then one
+# segment "key~value_key~value..." for the network (ARCH_PARAMS) and one for
+# its training (TRAIN_PARAMS); two segments keep each name well under the
+# 255-character limit of a file name.
 PATH_KEYS: dict[str, str] = {
     "dataset": "dataset",
     "model": "model",
     "widths": "w",
     "bn": "bn",
+    "bn_impl": "bni",
     "activation": "act",
     "init": "init",
     "init_scale": "iscale",
@@ -32,11 +35,14 @@ PATH_KEYS: dict[str, str] = {
     "epochs": "ep",
     "train_subset": "sub",
     "evals_per_epoch": "evals",
+    "eval_test": "test",
     "normalize": "norm",
     "seed": "seed",
 }
 PARAM_NAMES: tuple[str, ...] = tuple(PATH_KEYS)
 DIRECTORY_PARAMS: tuple[str, ...] = ("dataset", "model")
+ARCH_PARAMS: tuple[str, ...] = PARAM_NAMES[2 : PARAM_NAMES.index("optimizer")]
+TRAIN_PARAMS: tuple[str, ...] = PARAM_NAMES[PARAM_NAMES.index("optimizer") :]
 PARAM_FOR_KEY: dict[str, str] = {v: k for k, v in PATH_KEYS.items()}
 
 NOT_APPLICABLE = "na"  # value of a parameter that does not affect this run
@@ -82,6 +88,7 @@ class RunSpec:
     model: str
     widths: str
     bn: str
+    bn_impl: str
     activation: str
     init: str
     init_scale: str  # a number as text, or "na" where the init scheme has no scale
@@ -95,6 +102,7 @@ class RunSpec:
     epochs: int
     train_subset: int
     evals_per_epoch: int
+    eval_test: str  # "final": test set evaluated at the end only; "every": at every evaluation
     normalize: bool
     seed: int
 
@@ -147,8 +155,9 @@ class RunSpec:
         """Folder of this run below results/runs (Paramspace's layout)."""
         s = self.as_strings()
         dirs = [f"{PATH_KEYS[p]}~{s[p]}" for p in DIRECTORY_PARAMS]
-        leaf = "_".join(f"{PATH_KEYS[p]}~{s[p]}" for p in PARAM_NAMES if p not in DIRECTORY_PARAMS)
-        return "/".join(dirs + [leaf])
+        arch = "_".join(f"{PATH_KEYS[p]}~{s[p]}" for p in ARCH_PARAMS)
+        train = "_".join(f"{PATH_KEYS[p]}~{s[p]}" for p in TRAIN_PARAMS)
+        return "/".join(dirs + [arch, train])
 
 
 def is_finite_number(x: Any) -> bool:
@@ -156,3 +165,20 @@ def is_finite_number(x: Any) -> bool:
         return math.isfinite(float(x))
     except (TypeError, ValueError):
         return False
+
+
+def run_paramspaces(runs: list[RunSpec]):
+    """Snakemake Paramspaces of the two run-folder segments (network, training).
+
+    Returns (arch, train); a run's folder is
+    f"{arch instance}/{train instance}" == RunSpec.relative_dir().
+    """
+    import pandas as pd
+    from snakemake.utils import Paramspace
+
+    columns = [PATH_KEYS[p] for p in PARAM_NAMES]
+    table = pd.DataFrame([{PATH_KEYS[k]: v for k, v in r.as_strings().items()} for r in runs], columns=columns)
+    arch_keys = [PATH_KEYS[p] for p in DIRECTORY_PARAMS + ARCH_PARAMS]
+    arch = Paramspace(table[arch_keys], filename_params=[PATH_KEYS[p] for p in ARCH_PARAMS])
+    train = Paramspace(table[[PATH_KEYS[p] for p in TRAIN_PARAMS]], filename_params="*")
+    return arch, train

@@ -1,10 +1,9 @@
 # Shared set-up: validate the config, expand studies into runs, path helpers.
-import pandas as pd
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import Paramspace
 
 from bnlab.config import ConfigError, build_plan
-from bnlab.params import DIRECTORY_PARAMS, PARAM_NAMES, PATH_KEYS
+from bnlab.data.catalog import INPUT_SHAPES
+from bnlab.params import DIRECTORY_PARAMS, PARAM_NAMES, PATH_KEYS, run_paramspaces
 
 try:
     PLAN = build_plan(config)
@@ -16,13 +15,10 @@ R = PLAN.config["results"]
 EXEC = PLAN.config["execution"]
 REPORT_PDF = f"{R}/report.pdf"
 
-# One Paramspace over every distinct run of every study: a run folder is keyed
-# by its full resolved parameters, so studies asking for the same cell share it.
-RUNS = Paramspace(
-    pd.DataFrame([{PATH_KEYS[k]: v for k, v in r.as_strings().items()} for r in PLAN.runs]),
-    filename_params=[PATH_KEYS[p] for p in PARAM_NAMES if p not in DIRECTORY_PARAMS],
-)
-RUN_DIR = f"{R}/runs/{RUNS.wildcard_pattern}"
+# Paramspaces over every distinct run of every study: a run folder is keyed by
+# its full resolved parameters, so studies asking for the same cell share it.
+ARCH_SPACE, TRAIN_SPACE = run_paramspaces(PLAN.runs)
+RUN_DIR = f"{R}/runs/{ARCH_SPACE.wildcard_pattern}/{TRAIN_SPACE.wildcard_pattern}"
 RUN_OUTPUTS = ("config.json", "history.parquet", "steps.parquet", "bn_params.parquet", "metrics.json")
 
 
@@ -35,6 +31,11 @@ wildcard_constraints:
     study="|".join(PLAN.studies),
 
 
+# (model, input shape) of every network the training studies use: what the
+# architecture-accounting study tabulates.
+MODELS_USED = sorted({(r.model, INPUT_SHAPES[r.dataset]) for r in PLAN.runs})
+
+
 def run_dir(run):
     return f"{R}/runs/{run.relative_dir()}"
 
@@ -43,11 +44,13 @@ def study_run_files(study_name, filename):
     return [f"{run_dir(r)}/{filename}" for r in PLAN.studies[study_name].runs]
 
 
-def analysis_outputs(study_name):
-    """Files the report needs from a study, beyond runs/summary/learning curves."""
+def study_outputs(study_name):
+    """Every file the report needs from one study."""
     study = PLAN.studies[study_name]
     folder = f"{R}/studies/{study_name}"
-    files = []
+    if study.kind != "train":
+        return [f"{folder}/section.json"]
+    files = [f"{folder}/{name}" for name in ("runs.csv", "summary.csv", "learning_curves.png")]
     if "bn_curves" in study.analyses:
         files += [f"{folder}/bn_curves_acc.png", f"{folder}/bn_curves_loss.png"]
     if "speedup" in study.analyses:

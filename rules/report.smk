@@ -3,10 +3,7 @@
 
 rule report:
     input:
-        runs=expand(f"{R}/studies/{{study}}/runs.csv", study=PLAN.studies),
-        summaries=expand(f"{R}/studies/{{study}}/summary.csv", study=PLAN.studies),
-        curves=expand(f"{R}/studies/{{study}}/learning_curves.png", study=PLAN.studies),
-        analyses=[f for study in PLAN.studies for f in analysis_outputs(study)],
+        studies=[f for study in PLAN.studies for f in study_outputs(study)],
         template="report/template.html.j2",
         style="report/style.css",
     output:

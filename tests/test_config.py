@@ -3,15 +3,13 @@
 import copy
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
-from snakemake.utils import Paramspace
 
 from bnlab.config import ConfigError, build_plan, load_config, load_schema, resolve_run
 from bnlab.data import DATASETS
 from bnlab.models import ACTIVATIONS, BN_PLACEMENTS, INIT_SCHEMES, list_models
-from bnlab.params import DIRECTORY_PARAMS, PARAM_NAMES, PATH_KEYS, RunSpec
+from bnlab.params import DIRECTORY_PARAMS, PARAM_NAMES, RunSpec, run_paramspaces
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,9 +123,11 @@ def test_schema_enums_match_the_registries():
 def test_run_folder_matches_paramspace_and_round_trips():
     plan = build_plan(load_config(ROOT / "config.yaml"))
     runs = plan.runs
-    table = pd.DataFrame([{PATH_KEYS[k]: v for k, v in r.as_strings().items()} for r in runs])
-    space = Paramspace(table, filename_params=[PATH_KEYS[p] for p in PARAM_NAMES if p not in DIRECTORY_PARAMS])
-    assert list(space.instance_patterns) == [r.relative_dir() for r in runs]
+    arch, train = run_paramspaces(runs)
+    got = [f"{a}/{t}" for a, t in zip(arch.instance_patterns, train.instance_patterns)]
+    assert got == [r.relative_dir() for r in runs]
+    for run in runs:
+        assert all(len(part) < 200 for part in run.relative_dir().split("/"))
     for run in runs:
         assert RunSpec.from_strings(run.as_strings()) == run
         # values never hold the separators of the folder name
@@ -149,3 +149,14 @@ def test_config_is_not_modified():
     build_plan(cfg)
     assert cfg == before
     assert yaml.safe_dump(cfg)  # still plain data
+
+
+def test_studies_that_train_nothing():
+    cfg = small_config()
+    cfg["studies"]["arch"] = {"kind": "arch", "title": "a", "question": "q"}
+    plan = build_plan(cfg)
+    assert plan.studies["arch"].runs == [] and plan.section_studies == ["arch"]
+    assert plan.train_studies == ["s"]
+    cfg["studies"]["arch"]["grid"] = {"lr": [0.1]}
+    with pytest.raises(ConfigError, match="studies.arch.grid.*trains nothing"):
+        build_plan(cfg)

@@ -108,3 +108,22 @@ def test_cuda_request_without_gpu_is_a_clear_error(tmp_path, digits_path, make_s
         pytest.skip("a GPU is present")
     with pytest.raises(RuntimeError, match="no CUDA device"):
         execute_run(make_spec(), digits_path, tmp_path, device="cuda", log=quiet)
+
+
+def test_test_set_at_the_end_unless_asked_every_time(tmp_path, digits_path, make_spec):
+    execute_run(make_spec(evals_per_epoch=2), digits_path, tmp_path / "final", log=quiet)
+    h = runfolder.load_run(tmp_path / "final").history
+    assert list(h[h.split == "test"].step) == [h.step.max()]
+    execute_run(make_spec(evals_per_epoch=2, eval_test="every"), digits_path, tmp_path / "every", log=quiet)
+    h = runfolder.load_run(tmp_path / "every").history
+    assert list(h[h.split == "test"].step) == list(h[h.split == "val"].step)
+
+
+def test_bnlab_batch_norm_trains_like_torch(tmp_path, digits_path, make_spec):
+    """Same init, same batches: bnlab's hand-written BN follows torch's to float32 noise."""
+    torch_run = execute_run(make_spec(bn="hidden", epochs=3), digits_path, tmp_path / "t", log=quiet)
+    bnlab_run = execute_run(make_spec(bn="hidden", bn_impl="bnlab", epochs=3), digits_path, tmp_path / "b", log=quiet)
+    assert abs(torch_run["final_val_acc"] - bnlab_run["final_val_acc"]) <= 0.01
+    lt = runfolder.load_run(tmp_path / "t").steps().loss
+    lb = runfolder.load_run(tmp_path / "b").steps().loss
+    assert (lt - lb).abs().max() < 1e-3

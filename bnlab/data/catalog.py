@@ -15,6 +15,12 @@ DISPLAY_NAMES: dict[str, str] = {
 }
 
 
+# (channels, height, width) of each dataset's images.
+INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
+    "fashion_mnist": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "digits": (1, 8, 8),
+}
+
+
 def display_name(name: str) -> str:
     return DISPLAY_NAMES.get(name, name)
 

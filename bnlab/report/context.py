@@ -167,6 +167,20 @@ def study_context(study: StudyPlan, results: Path) -> dict:
     }
 
 
+def section_context(study: StudyPlan, results: Path) -> dict:
+    """A study that trains nothing: its rule wrote tables, figures and findings to section.json."""
+    folder = results / "studies" / study.name
+    section = read_json(folder / "section.json")
+    tables = [{"caption": t["caption"], "header": t["header"],
+               "rows": [{"cells": [str(c) for c in row], "diverged": False} for row in t["rows"]]}
+              for t in section.get("tables", [])]
+    figures = [_figure(folder / f["file"], f["caption"]) for f in section.get("figures", [])]
+    return {"name": study.name, "title": study.title, "question": study.question, "source": study.source,
+            "notes": study.notes, "datasets": "", "dataset_source": "", "setup": [], "grid": [], "n_runs": 0,
+            "n_diverged": 0, "train_seconds": 0.0, "tables": tables, "findings": section.get("findings", []),
+            "figures": figures}
+
+
 def appendix_context(plan: Plan, results: Path) -> dict:
     """Provenance: code, config, libraries, hardware, and what the runs themselves recorded."""
     devices, sources, versions = set(), {}, {}
@@ -190,7 +204,8 @@ def appendix_context(plan: Plan, results: Path) -> dict:
 
 
 def report_context(plan: Plan, results: Path) -> dict:
-    studies = [study_context(s, results) for s in plan.studies.values()]
+    studies = [study_context(s, results) if s.kind == "train" else section_context(s, results)
+               for s in plan.studies.values()]
     return {
         "title": plan.config["report"]["title"],
         "subtitle": plan.config["report"]["subtitle"],

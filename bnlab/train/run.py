@@ -113,7 +113,7 @@ def execute_run(
     data = load_prepared(data_path)
     splits = device_splits(data, train_subset=spec.train_subset, normalize=spec.normalize, device=dev)
     model = create_model(
-        spec.model, input_shape=data.input_shape, num_classes=data.num_classes, bn=spec.bn,
+        spec.model, input_shape=data.input_shape, num_classes=data.num_classes, bn=spec.bn, bn_impl=spec.bn_impl,
         activation=spec.activation, dropout_in=spec.dropout_in, dropout_hidden=spec.dropout_hidden,
         init=spec.init, init_scale=spec.init_scale_value, widths=spec.widths_list,
     ).to(dev)
@@ -125,7 +125,7 @@ def execute_run(
 
     result = train_loop(
         model, optimizer, splits, epochs=spec.epochs, batch_size=spec.batch_size,
-        evals_per_epoch=spec.evals_per_epoch, order_seed=spec.seed, log=log,
+        evals_per_epoch=spec.evals_per_epoch, order_seed=spec.seed, eval_test=spec.eval_test, log=log,
         bn_snapshot=bn_snapshotter(model),
     )
 
