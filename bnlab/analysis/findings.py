@@ -47,3 +47,45 @@ def generic_findings(summary: pd.DataFrame, metric: str = "best_val_acc") -> lis
     if diverged.empty:
         sentences.append("No run diverged.")
     return sentences
+
+
+def bn_comparison_findings(summary: pd.DataFrame, axes: list[str], baseline: str = "none",
+                           metric: str = "best_val_acc", min_gap: float = 0.005) -> list[str]:
+    """Per setting (the non-BN axes), BN vs no BN on mean `metric`, largest gaps first.
+
+    Settings where the two differ by less than `min_gap` are summarised in one
+    sentence rather than listed, so the findings stay readable.
+    """
+    if "bn" not in axes:
+        return []
+    others = [a for a in axes if a != "bn"]
+    frame = summary.copy()
+    frame["setting"] = frame.apply(
+        lambda r: ", ".join(f"{a}={r[a]}" for a in others if str(r[a]) != "na") or "all runs", axis=1)
+    rows = []
+    for setting, group in frame.groupby("setting", sort=False):
+        base = group[group.bn.astype(str) == baseline]
+        if base.empty:
+            continue
+        b = base.iloc[0]
+        for _, r in group[group.bn.astype(str) != baseline].iterrows():
+            if not (_present(r[f"{metric}_mean"]) and _present(b[f"{metric}_mean"])):
+                continue
+            rows.append((setting, r["bn"], r[f"{metric}_mean"], b[f"{metric}_mean"]))
+    if not rows:
+        return []
+    rows.sort(key=lambda t: -abs(t[2] - t[3]))
+    sentences, small = [], 0
+    for setting, bn, with_bn, without in rows:
+        gap = with_bn - without
+        if abs(gap) < min_gap:
+            small += 1
+            continue
+        sentences.append(
+            f"{setting}: bn={bn} {'raised' if gap > 0 else 'lowered'} the best validation accuracy from "
+            f"{_pct(without)} to {_pct(with_bn)} ({100 * gap:+.1f} points)."
+        )
+    if small:
+        sentences.append(f"In {small} other setting{'s' if small > 1 else ''} BN changed the best validation "
+                         f"accuracy by less than {100 * min_gap:.1f} points.")
+    return sentences

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bnlab.analysis.findings import generic_findings
+from bnlab.analysis.findings import bn_comparison_findings, generic_findings
 from bnlab.config import Plan, StudyPlan
 from bnlab.data import display_name
 from bnlab.params import NOT_APPLICABLE, PARAM_NAMES
@@ -121,14 +121,14 @@ def study_context(study: StudyPlan, results: Path) -> dict:
 
     folder = results / "studies" / study.name
     runs = read_runs(folder / "runs.csv", study.axes)
-    summary = pd.read_csv(folder / "summary.csv")
+    summary = pd.read_csv(folder / "summary.csv", dtype={axis: str for axis in study.axes})
     where = study.dataset_note()
     first_metrics = read_json(results / "runs" / study.runs[0].relative_dir() / "metrics.json")
     figures = [_figure(folder / "learning_curves.png",
                        f"Learning curves {where}: mean over seeds (line) and min..max over seeds (band), per epoch; "
                        "an x marks the last finite point of a diverged run.")]
     tables = [{"caption": "Summary over seeds (mean ± sd of finished runs; accuracy in %)", **summary_table(summary)}]
-    findings = generic_findings(summary)
+    findings = generic_findings(summary) + bn_comparison_findings(summary, study.axes)
     if "bn_curves" in study.analyses:
         figures.append(_figure(folder / "bn_curves_acc.png",
                                f"Validation accuracy with and without BN, one panel per setting, {where}."))

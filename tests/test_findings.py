@@ -1,0 +1,44 @@
+"""Findings sentences are built from the summary numbers, and only from them."""
+
+import pandas as pd
+
+from bnlab.analysis.findings import bn_comparison_findings, generic_findings
+from bnlab.analysis.summary import summarize
+
+
+def runs_table():
+    rows = []
+    for scale, none_acc, bn_acc in (("0.1", 0.80, 0.82), ("0.0001", 0.10, 0.79), ("0.001", 0.781, 0.783)):
+        for seed in (0, 1):
+            rows.append({"label": f"bn=none, init_scale={scale}", "bn": "none", "init_scale": scale, "seed": seed,
+                         "status": "ok", "best_val_acc": none_acc + 0.002 * seed, "final_test_acc": none_acc,
+                         "final_train_loss": 1.0, "final_val_loss": 1.0, "train_seconds": 1.0})
+            rows.append({"label": f"bn=hidden, init_scale={scale}", "bn": "hidden", "init_scale": scale, "seed": seed,
+                         "status": "ok", "best_val_acc": bn_acc + 0.002 * seed, "final_test_acc": bn_acc,
+                         "final_train_loss": 1.0, "final_val_loss": 1.0, "train_seconds": 1.0})
+    rows[-1]["status"] = "diverged"
+    return pd.DataFrame(rows)
+
+
+def test_summary_counts_diverged_and_excludes_them_from_means():
+    summary = summarize(runs_table(), ["bn", "init_scale"])
+    cell = summary[summary.label == "bn=hidden, init_scale=0.001"].iloc[0]
+    assert cell["diverged"] == "1/2" and cell["best_val_acc_mean"] == 0.783
+
+
+def test_bn_comparison_orders_by_gap_and_folds_small_ones():
+    summary = summarize(runs_table(), ["bn", "init_scale"])
+    sentences = bn_comparison_findings(summary, ["bn", "init_scale"])
+    assert sentences[0].startswith("init_scale=0.0001: bn=hidden raised the best validation accuracy from 10.1% to 79.1%")
+    assert "+69.0 points" in sentences[0]
+    assert "init_scale=0.1" in sentences[1]
+    assert sentences[-1].startswith("In 1 other setting BN changed")
+    assert bn_comparison_findings(summary, ["init_scale"]) == []
+
+
+def test_generic_findings_name_best_worst_and_divergence():
+    summary = summarize(runs_table(), ["bn", "init_scale"])
+    text = " ".join(generic_findings(summary))
+    assert "Highest best validation accuracy: bn=hidden, init_scale=0.1 with 82.1%" in text
+    assert "Lowest: bn=none, init_scale=0.0001 with 10.1%" in text
+    assert "bn=hidden, init_scale=0.001 diverged in 1/2 runs" in text
