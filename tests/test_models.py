@@ -33,7 +33,7 @@ def weight_layers(model: nn.Module) -> list[nn.Module]:
 
 
 def test_registry_lists_all_models():
-    assert list_models() == ["cnn", "cnn2", "lenet5", "mlp", "vgg_a"]
+    assert list_models() == ["cnn", "cnn2", "lenet5", "minigooglenet", "mlp", "vgg_a"]
 
 
 @pytest.mark.parametrize("bn", BN_PLACEMENTS)
@@ -296,7 +296,7 @@ def test_widths():
 @pytest.mark.parametrize(
     "kwargs, listed",
     [
-        ({"name": "resnet18"}, "cnn, cnn2, lenet5, mlp, vgg_a"),
+        ({"name": "resnet18"}, "cnn, cnn2, lenet5, minigooglenet, mlp, vgg_a"),
         ({"bn": "after"}, "none, hidden, input+hidden"),
         ({"activation": "gelu"}, "relu, tanh, sigmoid"),
         ({"init": "orthogonal"}, "default, zeros, normal, uniform, xavier, kaiming"),
