@@ -53,6 +53,10 @@ def _resolve_ref(schema: dict, root: dict) -> dict:
 def _fill_defaults(instance: Any, schema: dict, root: dict) -> None:
     """Insert schema defaults into dicts, recursively (in place)."""
     schema = _resolve_ref(schema, root)
+    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for item in instance:
+            _fill_defaults(item, schema["items"], root)
+        return
     if not isinstance(instance, dict):
         return
     for key, sub in schema.get("properties", {}).items():

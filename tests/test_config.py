@@ -160,3 +160,10 @@ def test_studies_that_train_nothing():
     cfg["studies"]["arch"]["grid"] = {"lr": [0.1]}
     with pytest.raises(ConfigError, match="studies.arch.grid.*trains nothing"):
         build_plan(cfg)
+
+
+def test_defaults_fill_list_items():
+    ref = {"what": "LeNet-5", "published": "99%", "source": "paper"}
+    plan = build_plan(small_config(references=[ref]))
+    assert plan.studies["s"].references[0]["metric"] == "final_test_acc"
+    assert plan.studies["s"].references[0]["match"] == {}
