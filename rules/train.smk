@@ -10,9 +10,17 @@ rule train:
         f"{RUN_DIR}/train.log",
     params:
         device=EXEC["device"],
+        checkpoint_every_steps=EXEC["checkpoint_every_steps"],
+        checkpoint_every_seconds=EXEC["checkpoint_every_seconds"],
     threads: EXEC["threads_per_run"]
     resources:
         mem_mb=EXEC["mem_mb"],
+        runtime=EXEC["runtime_min"],
+        # Cluster GPUs (the slurm executor asks for them when > 0) ...
+        gpu=EXEC["gpus_per_run"],
+        # ... and, on a one-GPU workstation (profiles/gpu), one of the slots
+        # that limit how many training jobs share the GPU.
+        gpu_slots=1 if EXEC["device"] in ("cuda", "auto") else 0,
     conda:
         "../envs/bnlab.yaml"
     script:

@@ -18,4 +18,6 @@ execute_run(
     threads=snakemake.threads,  # noqa: F821
     device=snakemake.params.device,  # noqa: F821
     log=lambda line: print(line, file=log),
+    checkpoint_every_steps=snakemake.params.checkpoint_every_steps,  # noqa: F821
+    checkpoint_every_seconds=snakemake.params.checkpoint_every_seconds,  # noqa: F821
 )

@@ -1,7 +1,8 @@
 """The training loop: randperm batches over device tensors, periodic evaluation.
 
 A NaN or infinite training loss ends the run with status "diverged" at that
-step: a result to report, not an error.
+step: a result to report, not an error. With a CheckpointPolicy the loop saves
+its whole state now and then, and given a saved state it continues from it.
 """
 
 from __future__ import annotations
@@ -13,10 +14,32 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from bnlab.train.checkpoint import CheckpointPolicy, restore_rng_states, rng_states, save_checkpoint
 from bnlab.train.evaluate import evaluate
 from bnlab.train.tensors import Splits
 
 PROGRESS_EVERY_S = 30.0  # a progress line at least this often during long epochs
+
+
+@dataclass
+class LoopState:
+    """The loop's position and everything recorded so far (what a checkpoint holds)."""
+
+    step: int = 0
+    epoch: int = 0  # epoch in progress
+    batch: int = 0  # next batch of that epoch
+    perm: torch.Tensor | None = None  # that epoch's order (cpu), None before it is drawn
+    prev_eval: int = 0
+    train_seconds: float = 0.0
+    wall_seconds: float = 0.0  # elapsed before this process (resumed runs)
+    status: str = "ok"
+    diverged_step: int | None = None
+    history: list[dict] = field(default_factory=list)
+    bn_rows: list[dict] = field(default_factory=list)
+    step_lr: list[float] = field(default_factory=list)
+    losses: torch.Tensor | None = None  # [total] per-step training loss
+    grad_norms: torch.Tensor | None = None
+    correct: torch.Tensor | None = None  # [total] correct predictions per batch
 
 
 @dataclass
@@ -32,6 +55,7 @@ class LoopResult:
     step_grad_norm: torch.Tensor | None = None
     step_lr: list[float] = field(default_factory=list)
     bn_rows: list[dict] = field(default_factory=list)
+    resumed_from: int | None = None
 
 
 def eval_steps(steps_per_epoch: int, epochs: int, evals_per_epoch: int) -> list[int]:
@@ -60,7 +84,11 @@ def train_loop(
     eval_test: str = "final",
     log: Callable[[str], None] = print,
     bn_snapshot: Callable[[int, float], list[dict]] | None = None,
+    checkpoint: CheckpointPolicy | None = None,
+    checkpoint_extra: dict | None = None,
+    resume: dict | None = None,
 ) -> LoopResult:
+    """Train for `epochs`; `resume` is a loaded checkpoint payload (model and optimizer already restored)."""
     device = data.train_x.device
     n = len(data.train_x)
     batch_size = min(batch_size, n)
@@ -71,94 +99,119 @@ def train_loop(
     order = torch.Generator(device="cpu").manual_seed(order_seed)
     params = [p for p in model.parameters() if p.requires_grad]
     check_every = 1 if device.type == "cpu" else 25  # a finite check syncs the GPU
+    eval_batch = 128 if device.type == "cpu" else 1024  # measured: small batches are faster on a CPU
 
-    losses = torch.empty(total, device=device)
-    grad_norms = torch.empty(total, device=device)
-    correct = torch.empty(total, device=device, dtype=torch.int64)
-    result = LoopResult("ok", None, 0, steps_per_epoch, batch_size, 0.0)
-    bn_rows = result.bn_rows
+    if resume is not None:
+        st: LoopState = resume["loop"]
+        order.set_state(resume["order_state"])
+        restore_rng_states(resume["rng"])
+        st.losses, st.grad_norms, st.correct = (t.to(device) for t in (st.losses, st.grad_norms, st.correct))
+        log(f"resumed from checkpoint at step {st.step}/{total}")
+    else:
+        st = LoopState(losses=torch.empty(total, device=device),
+                       grad_norms=torch.empty(total, device=device),
+                       correct=torch.empty(total, device=device, dtype=torch.int64))
+    resumed_from = st.step if resume is not None else None
+    wall0 = time.perf_counter() - st.wall_seconds
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    eval_batch = 128 if device.type == "cpu" else 1024  # measured: small batches are faster on a CPU
-
-    def record_eval(step: int, prev: int, wall0: float, final: bool = False):
-        epoch = step / steps_per_epoch
-        lr = optimizer.param_groups[0]["lr"]
-        base = {"step": step, "epoch": epoch, "lr": lr, "train_seconds": result.train_seconds,
-                "wall_seconds": time.perf_counter() - wall0}
-        if step > prev:
-            result.history.append({**base, "split": "train",
-                                   "loss": float(losses[prev:step].double().mean()),
-                                   "acc": float(correct[prev:step].sum()) / ((step - prev) * batch_size)})
+    def record_eval(step: int, final: bool = False) -> dict:
+        base = {"step": step, "epoch": step / steps_per_epoch, "lr": optimizer.param_groups[0]["lr"],
+                "train_seconds": st.train_seconds, "wall_seconds": time.perf_counter() - wall0}
+        if step > st.prev_eval:
+            st.history.append({**base, "split": "train",
+                               "loss": float(st.losses[st.prev_eval:step].double().mean()),
+                               "acc": float(st.correct[st.prev_eval:step].sum()) / ((step - st.prev_eval) * batch_size)})
         loss, acc = evaluate(model, data.val_x, data.val_y, eval_batch)
-        result.history.append({**base, "split": "val", "loss": loss, "acc": acc})
-        val_row = result.history[-1]
+        st.history.append({**base, "split": "val", "loss": loss, "acc": acc})
+        val_row = st.history[-1]
         if final or eval_test == "every":
             loss, acc = evaluate(model, data.test_x, data.test_y, eval_batch)
-            result.history.append({**base, "split": "test", "loss": loss, "acc": acc})
+            st.history.append({**base, "split": "test", "loss": loss, "acc": acc})
+        st.prev_eval = step
         return val_row
 
-    wall0 = time.perf_counter()
-    record_eval(0, 0, wall0)
-    if bn_snapshot:
-        bn_rows.extend(bn_snapshot(0, 0.0))
+    def save():
+        st.wall_seconds = time.perf_counter() - wall0
+        save_checkpoint(checkpoint.path, {
+            **(checkpoint_extra or {}), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "rng": rng_states(), "order_state": order.get_state(),
+            "loop": LoopState(**{**st.__dict__, "losses": st.losses.cpu(), "grad_norms": st.grad_norms.cpu(),
+                                 "correct": st.correct.cpu()}),
+        })
+        checkpoint.saved()
+
+    if resume is None:
+        record_eval(0)
+        if bn_snapshot:
+            st.bn_rows.extend(bn_snapshot(0, 0.0))
     model.train()
-    step, prev_eval, last_progress = 0, 0, time.perf_counter()
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
-        perm = torch.randperm(n, generator=order).to(device)
-        for b in range(steps_per_epoch):
-            idx = perm[b * batch_size : (b + 1) * batch_size]
+    last_progress = t0 = time.perf_counter()
+    while st.epoch < epochs and st.status == "ok":
+        if st.perm is None:
+            st.perm = torch.randperm(n, generator=order)
+        perm = st.perm.to(device)
+        while st.batch < steps_per_epoch:
+            step = st.step
+            idx = perm[st.batch * batch_size : (st.batch + 1) * batch_size]
             xb, yb = data.train_x[idx], data.train_y[idx]
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norms[step] = _grad_norm(params)
+            st.grad_norms[step] = _grad_norm(params)
             optimizer.step()
-            losses[step] = loss.detach()
-            correct[step] = (logits.argmax(dim=1) == yb).sum()
-            result.step_lr.append(optimizer.param_groups[0]["lr"])
-            step += 1
+            st.losses[step] = loss.detach()
+            st.correct[step] = (logits.argmax(dim=1) == yb).sum()
+            st.step_lr.append(optimizer.param_groups[0]["lr"])
+            st.step, st.batch = step + 1, st.batch + 1
+            step = st.step
 
             if step % check_every == 0 or step == total:
-                window = losses[max(0, step - check_every) : step]
+                window = st.losses[max(0, step - check_every) : step]
                 bad = (~torch.isfinite(window)).nonzero()
                 if len(bad):
-                    result.status = "diverged"
-                    result.diverged_step = step - len(window) + int(bad[0]) + 1
-                    step = result.diverged_step
+                    st.status = "diverged"
+                    st.diverged_step = step - len(window) + int(bad[0]) + 1
+                    st.step = st.diverged_step
                     break
             if step in evals:
                 sync()
-                result.train_seconds += time.perf_counter() - t0
-                train_row = len(result.history)
-                val = record_eval(step, prev_eval, wall0, final=step == total)
-                prev_eval = step
+                st.train_seconds += time.perf_counter() - t0
+                train_row = len(st.history)
+                val = record_eval(step, final=step == total)
                 log(f"epoch {step / steps_per_epoch:.2f}/{epochs} step {step}/{total} "
-                    f"train_loss {result.history[train_row]['loss']:.4f} val_loss {val['loss']:.4f} "
-                    f"val_acc {val['acc']:.4f} ({result.train_seconds:.1f} s training)")
+                    f"train_loss {st.history[train_row]['loss']:.4f} val_loss {val['loss']:.4f} "
+                    f"val_acc {val['acc']:.4f} ({st.train_seconds:.1f} s training)")
                 last_progress = t0 = time.perf_counter()
             elif time.perf_counter() - last_progress > PROGRESS_EVERY_S:
-                log(f"  ... step {step}/{total} loss {float(losses[step - 1]):.4f}")
+                log(f"  ... step {step}/{total} loss {float(st.losses[step - 1]):.4f}")
                 last_progress = time.perf_counter()
-        if result.status == "diverged":
+            if checkpoint is not None and checkpoint.enabled and step < total and checkpoint.due(step):
+                sync()
+                st.train_seconds += time.perf_counter() - t0
+                save()
+                t0 = time.perf_counter()
+        if st.status == "diverged":
             break
+        st.epoch, st.batch, st.perm = st.epoch + 1, 0, None
         if bn_snapshot:
-            bn_rows.extend(bn_snapshot(step, float(epoch + 1)))
+            st.bn_rows.extend(bn_snapshot(st.step, float(st.epoch)))
 
-    if result.status == "diverged":
+    if st.status == "diverged":
         sync()
-        result.train_seconds += time.perf_counter() - t0
-        log(f"DIVERGED: non-finite training loss at step {result.diverged_step}/{total}")
-        record_eval(step, prev_eval, wall0, final=True)  # shows what the diverged model does on val/test
+        st.train_seconds += time.perf_counter() - t0
+        log(f"DIVERGED: non-finite training loss at step {st.diverged_step}/{total}")
+        record_eval(st.step, final=True)  # shows what the diverged model does on val/test
         if bn_snapshot:
-            bn_rows.extend(bn_snapshot(step, step / steps_per_epoch))
-    result.steps_done = step
-    result.step_loss = losses[:step].float().cpu()
-    result.step_grad_norm = grad_norms[:step].float().cpu()
-    result.step_lr = result.step_lr[:step]
-    return result
+            st.bn_rows.extend(bn_snapshot(st.step, st.step / steps_per_epoch))
+    done = st.step
+    return LoopResult(
+        status=st.status, diverged_step=st.diverged_step, steps_done=done, steps_per_epoch=steps_per_epoch,
+        batch_size=batch_size, train_seconds=st.train_seconds, history=st.history,
+        step_loss=st.losses[:done].float().cpu(), step_grad_norm=st.grad_norms[:done].float().cpu(),
+        step_lr=st.step_lr[:done], bn_rows=st.bn_rows, resumed_from=resumed_from,
+    )

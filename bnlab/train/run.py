@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -16,6 +17,7 @@ from bnlab.data import load_prepared
 from bnlab.models import bn_layers, count_parameters, create_model
 from bnlab.params import RunSpec
 from bnlab.provenance import code_version, hardware, library_versions
+from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoint, remove_checkpoint
 from bnlab.train.loop import LoopResult, train_loop
 from bnlab.train.tensors import device_splits
 
@@ -99,10 +101,17 @@ def execute_run(
     threads: int = 1,
     device: str = "cpu",
     log: Callable[[str], None] = print,
+    checkpoint_every_steps: int = 0,
+    checkpoint_every_seconds: float = 0.0,
 ) -> dict:
-    """Train one run and write its folder (see runfolder.py); returns metrics."""
+    """Train one run and write its folder (see runfolder.py); returns metrics.
+
+    A checkpoint left in the folder by an earlier, interrupted attempt at the
+    same run is resumed from; new checkpoints are written by the policy given.
+    """
     wall0 = time.perf_counter()
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
     torch.manual_seed(spec.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -119,6 +128,11 @@ def execute_run(
     ).to(dev)
     optimizer = make_optimizer(spec, model.parameters())
     n_params = count_parameters(model)
+    policy = CheckpointPolicy(out_dir / CHECKPOINT, checkpoint_every_steps, checkpoint_every_seconds)
+    resume = load_checkpoint(policy.path, spec.as_strings(), log)
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
     log(f"run {spec.relative_dir()}")
     log(f"data {data.name} from {data.source}: train {len(splits.train_x)} val {len(splits.val_x)} "
         f"test {len(splits.test_x)}; model {spec.model} with {n_params:,} parameters on {dev} ({threads} threads)")
@@ -126,7 +140,8 @@ def execute_run(
     result = train_loop(
         model, optimizer, splits, epochs=spec.epochs, batch_size=spec.batch_size,
         evals_per_epoch=spec.evals_per_epoch, order_seed=spec.seed, eval_test=spec.eval_test, log=log,
-        bn_snapshot=bn_snapshotter(model),
+        bn_snapshot=bn_snapshotter(model), checkpoint=policy if policy.enabled else None,
+        checkpoint_extra={"params": spec.as_strings()}, resume=resume,
     )
 
     history = pd.DataFrame(result.history)
@@ -143,6 +158,8 @@ def execute_run(
         "parameters": n_params,
         "device": str(dev),
         "threads": threads,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "resumed_from_step": result.resumed_from,
         "wall_seconds": time.perf_counter() - wall0,
         "dataset_source": data.source,
         "dataset_checksum": data.checksum,
@@ -160,6 +177,7 @@ def execute_run(
     runfolder.write_parquet(out_dir / runfolder.STEPS, steps)
     runfolder.write_parquet(out_dir / runfolder.BN_PARAMS, bn)
     runfolder.write_json(out_dir / runfolder.METRICS, metrics)  # last: marks the run as finished
+    remove_checkpoint(policy.path)
     log(f"done: status {metrics['status']}, best val acc {metrics.get('best_val_acc')}, "
         f"test acc {metrics.get('final_test_acc')}, {metrics['wall_seconds']:.1f} s")
     return metrics
