@@ -1,0 +1,32 @@
+"""Loss landscape studies: Santurkar et al. probes (probes.py) and the course's band across learning rates (band.py).
+
+    from bnlab.landscape import probe_step, summarise_probe, last_layer_grad
+    rows = probe_step(model, xb, yb, lr, etas=(0.5, 1, 2, 4))      # after backward, before optimizer.step()
+    band = course_band({("none", 1e-3): steps_df, ...})              # max/min loss across lrs per step
+
+Figures live in bnlab.landscape.figures (imported on demand: it loads matplotlib).
+"""
+
+from .band import (beta_smoothness, course_band, grad_predictiveness_band, loss_band, probe_band, run_ends,
+                   smooth, stack_runs)
+from .probes import (METHODS, PROBE_COLUMNS, check_probe_method, has_active_dropout, last_layer_grad, last_linear,
+                     probe_step, summarise_probe)
+
+__all__ = [
+    "METHODS",
+    "PROBE_COLUMNS",
+    "beta_smoothness",
+    "check_probe_method",
+    "course_band",
+    "grad_predictiveness_band",
+    "has_active_dropout",
+    "last_layer_grad",
+    "last_linear",
+    "loss_band",
+    "probe_band",
+    "probe_step",
+    "run_ends",
+    "smooth",
+    "stack_runs",
+    "summarise_probe",
+]
