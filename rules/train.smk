@@ -8,10 +8,6 @@ rule train:
         **{name.split(".")[0]: f"{RUN_DIR}/{name}" for name in RUN_OUTPUTS},
     log:
         f"{RUN_DIR}/train.log",
-    params:
-        device=EXEC["device"],
-        checkpoint_every_steps=EXEC["checkpoint_every_steps"],
-        checkpoint_every_seconds=EXEC["checkpoint_every_seconds"],
     threads: EXEC["threads_per_run"]
     resources:
         mem_mb=EXEC["mem_mb"],

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bnlab.figures.curves import mean_band
-from bnlab.figures.style import FULL_WIDTH_IN, apply_style, palette, plt
+from bnlab.figures.style import FULL_WIDTH_IN, apply_style, palette, plt, wrap
 
 METRIC_TEXT = {("val", "acc"): "validation accuracy", ("train", "loss"): "training loss",
                ("val", "loss"): "validation loss", ("train", "acc"): "training accuracy"}
@@ -35,10 +35,10 @@ def plot_bn_curves(runs: pd.DataFrame, curves: pd.DataFrame, axes: list[str], ou
     settings = list(dict.fromkeys(runs.setting))
     bn_values = list(dict.fromkeys(runs.bn)) if "bn" in axes else ["(bn fixed)"]
     colors = dict(zip(bn_values, palette(len(bn_values))))
-    ncols = min(3, len(settings))
+    ncols = min(3 if max(map(len, settings)) <= 40 else 2, len(settings))
     nrows = math.ceil(len(settings) / ncols)
     fig, grid = plt.subplots(nrows, ncols, figsize=(FULL_WIDTH_IN, 2.2 * nrows + 0.9), squeeze=False,
-                             sharex=True, sharey=metric == "acc", layout="constrained")
+                             sharey=metric == "acc", layout="constrained")
     for ax, setting in zip(grid.flat, settings):
         in_panel = runs[runs.setting == setting]
         for bn in bn_values:
@@ -58,13 +58,13 @@ def plot_bn_curves(runs: pd.DataFrame, curves: pd.DataFrame, axes: list[str], ou
                 pts = pts[np.isfinite(pts[metric].astype(float))]
                 if len(pts):
                     ax.plot(pts.epoch.iloc[-1], pts[metric].iloc[-1], "x", color=colors[bn], ms=7, mew=2)
-        ax.set_title(setting, fontsize=8)
+        ax.set_title(wrap(setting, 45 if ncols == 2 else 32), fontsize=7.5)
         if metric == "loss":
             ax.set_yscale("log")
         ax.legend(fontsize=6.5, frameon=False)
     for ax in grid.flat[len(settings):]:
         ax.set_visible(False)
-    for ax in grid[-1]:
+    for ax in grid.flat:
         ax.set_xlabel("epoch")
     for ax in grid[:, 0]:
         ax.set_ylabel(METRIC_TEXT.get((split, metric), f"{split} {metric}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bnlab.figures.style import FULL_WIDTH_IN, apply_style, palette, plt
+from bnlab.figures.style import FULL_WIDTH_IN, apply_style, palette, plt, wrap
 
 PANELS = (("train", "loss", "training loss"), ("val", "loss", "validation loss"),
           ("train", "acc", "training accuracy"), ("val", "acc", "validation accuracy"))
@@ -52,7 +52,9 @@ def plot_learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, out_path: str
     for ax in axes[1]:
         ax.set_xlabel("epoch")
     handles, texts = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, texts, loc="outside lower center", ncol=min(3, max(1, len(texts))), frameon=False)
+    ncol = 1 if max(map(len, texts), default=0) > 45 else min(3, max(1, len(texts)))
+    texts = [wrap(t, 75 if ncol == 1 else 40) for t in texts]
+    fig.legend(handles, texts, loc="outside lower center", ncol=ncol, frameon=False)
     note = "mean over seeds, band = min..max over seeds; x = last finite point of a diverged run"
     fig.suptitle(f"{title}\n{dataset_note + '; ' if dataset_note else ''}{note}", fontsize=9.5)
     fig.savefig(out_path)

@@ -23,3 +23,10 @@ def apply_style() -> None:
 def palette(n: int):
     cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
     return [cmap(i % cmap.N) for i in range(n)]
+
+
+def wrap(text: str, width: int = 60) -> str:
+    """Break long legend and panel texts so a figure never grows wider than the page."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width=width, break_long_words=False)) or text

@@ -27,6 +27,10 @@ def fmt_num(x, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def fmt_loss(x) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
 def setup_rows(study: StudyPlan) -> list[tuple[str, str]]:
     """Parameters shared by every run of the study (the varying ones are the grid)."""
     first = study.runs[0].as_strings()
@@ -54,7 +58,7 @@ def summary_table(summary: pd.DataFrame) -> dict:
                 return "—"
             return f(mean) + (f" ± {f(sd)}" if f(sd) else "")
         rows.append({"cells": [r["label"], str(int(r["n"])), r["diverged"], pm("best_val_acc"), pm("test_acc"),
-                               pm("train_loss", fmt_num), pm("val_loss", fmt_num),
+                               pm("train_loss", fmt_loss), pm("val_loss", fmt_loss),
                                fmt_num(r["train_seconds_mean"], 3)],
                      "diverged": int(r["n_diverged"]) > 0})
     return {"header": header, "rows": rows}
@@ -64,11 +68,22 @@ def _figure(path: Path, caption: str) -> dict:
     return {"path": path.resolve().as_uri(), "caption": caption}
 
 
+def wall_text(row) -> str:
+    """Wall-clock speedup cell: estimate and interval when the steps speedup has a number."""
+    value = row.get("wall_speedup")
+    if value is None or pd.isna(value):
+        return "—"
+    low, high = row.get("wall_ci_low"), row.get("wall_ci_high")
+    if low is None or pd.isna(low):
+        return f"{value:.2f}x"
+    return f"{value:.2f}x [{low:.2f}, {high:.2f}]"
+
+
 def speedup_table(paired: pd.DataFrame) -> dict:
     header = ["setting", "BN", "steps speedup [95% CI]", "wall-clock speedup [95% CI]"]
     rows = []
     for _, r in paired.iterrows():
-        rows.append({"cells": [r["setting"], r["bn"], r["text"], r.get("wall_text", "") or ""],
+        rows.append({"cells": [r["setting"], r["bn"], r["text"], wall_text(r)],
                      "diverged": "diverged" in str(r["text"])})
     return {"header": header, "rows": rows,
             "caption": "Speedup from BN: optimizer steps (and training seconds) the no-BN run needs to reach its "
