@@ -230,6 +230,7 @@ def resolve_run(params: dict, where: str = "run") -> RunSpec:
     else:
         p["init_scale"] = NOT_APPLICABLE
     p["momentum"] = format_number(p["momentum"]) if p["optimizer"] == "sgd" else NOT_APPLICABLE
+    p["probe_etas"] = format_number(p["probe_etas"]) if p["probe_every"] > 0 else NOT_APPLICABLE
     return RunSpec.from_strings(p)
 
 

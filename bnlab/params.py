@@ -37,6 +37,8 @@ PATH_KEYS: dict[str, str] = {
     "evals_per_epoch": "evals",
     "eval_test": "test",
     "normalize": "norm",
+    "probe_every": "probe",
+    "probe_etas": "etas",
     "seed": "seed",
 }
 PARAM_NAMES: tuple[str, ...] = tuple(PATH_KEYS)
@@ -104,6 +106,8 @@ class RunSpec:
     evals_per_epoch: int
     eval_test: str  # "final": test set evaluated at the end only; "every": at every evaluation
     normalize: bool
+    probe_every: int  # Santurkar probes every k-th step (0 = none)
+    probe_etas: str  # number of step-size multipliers in [0.5, 4], or "na" without probes
     seed: int
 
     # -- conversions -----------------------------------------------------
@@ -146,6 +150,15 @@ class RunSpec:
     @property
     def momentum_value(self) -> float:
         return 0.0 if self.momentum == NOT_APPLICABLE else float(self.momentum)
+
+    @property
+    def probe_multipliers(self) -> list[float]:
+        """Step-size multipliers of the probes: geometric in [0.5, 4] (0.5, 1, 2, 4 for four)."""
+        if self.probe_every <= 0:
+            return []
+        n = int(self.probe_etas)
+        # 2**(3i/(n-1)) is exact at the powers of two (0.5, 1, 2, 4 for n = 4)
+        return [0.5 * 2.0 ** (3 * i / (n - 1)) for i in range(n)]
 
     @property
     def widths_list(self) -> list[int] | None:

@@ -23,8 +23,9 @@ METRICS = "metrics.json"
 HISTORY = "history.parquet"
 STEPS = "steps.parquet"
 BN_PARAMS = "bn_params.parquet"
+PROBES = "probes.parquet"
 LOG = "train.log"
-OUTPUT_FILES = (CONFIG, HISTORY, STEPS, BN_PARAMS, METRICS)  # metrics.json last: it marks a finished run
+OUTPUT_FILES = (CONFIG, HISTORY, STEPS, BN_PARAMS, PROBES, METRICS)  # metrics.json last: it marks a finished run
 
 
 def _json_safe(value: Any) -> Any:
@@ -88,6 +89,9 @@ class Run:
 
     def bn_params(self) -> pd.DataFrame:
         return pd.read_parquet(self.path / BN_PARAMS)
+
+    def probes(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / PROBES)
 
 
 def load_run(path: str | Path) -> Run:

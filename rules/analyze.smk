@@ -40,6 +40,29 @@ rule speedup:
         "../scripts/speedup.py"
 
 
+rule landscape:
+    input:
+        runs=f"{R}/studies/{{study}}/runs.csv",
+        steps=lambda wc: study_run_files(wc.study, "steps.parquet"),
+        probes=lambda wc: study_run_files(wc.study, "probes.parquet"),
+    output:
+        course=report(f"{R}/studies/{{study}}/landscape_course.png", category="{study}"),
+        probes=report(f"{R}/studies/{{study}}/landscape_probes.png", category="{study}"),
+        table=f"{R}/studies/{{study}}/landscape.csv",
+    log:
+        f"{R}/logs/landscape/{{study}}.log",
+    params:
+        axes=lambda wc: PLAN.studies[wc.study].axes,
+        run_root=f"{R}/runs",
+        title=lambda wc: PLAN.studies[wc.study].title,
+        dataset_note=lambda wc: PLAN.studies[wc.study].dataset_note(),
+    localrule: True
+    conda:
+        "../envs/bnlab.yaml"
+    script:
+        "../scripts/landscape.py"
+
+
 rule bn_params:
     input:
         runs=f"{R}/studies/{{study}}/runs.csv",

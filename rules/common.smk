@@ -3,6 +3,7 @@ from snakemake.exceptions import WorkflowError
 
 from bnlab.config import ConfigError, build_plan
 from bnlab.data.catalog import INPUT_SHAPES
+from bnlab.runfolder import OUTPUT_FILES
 from bnlab.params import DIRECTORY_PARAMS, PARAM_NAMES, PATH_KEYS, run_paramspaces
 
 try:
@@ -19,7 +20,7 @@ REPORT_PDF = f"{R}/report.pdf"
 # its full resolved parameters, so studies asking for the same cell share it.
 ARCH_SPACE, TRAIN_SPACE = run_paramspaces(PLAN.runs)
 RUN_DIR = f"{R}/runs/{ARCH_SPACE.wildcard_pattern}/{TRAIN_SPACE.wildcard_pattern}"
-RUN_OUTPUTS = ("config.json", "history.parquet", "steps.parquet", "bn_params.parquet", "metrics.json")
+RUN_OUTPUTS = OUTPUT_FILES  # the run-folder contract (bnlab/runfolder.py)
 
 
 wildcard_constraints:
@@ -57,4 +58,6 @@ def study_outputs(study_name):
         files += [f"{folder}/speedup.csv", f"{folder}/speedup_per_seed.csv"]
     if "bn_params" in study.analyses:
         files += [f"{folder}/bn_layers.csv", f"{folder}/bn_violins.png"]
+    if "landscape" in study.analyses:
+        files += [f"{folder}/landscape_course.png", f"{folder}/landscape_probes.png", f"{folder}/landscape.csv"]
     return files

@@ -27,7 +27,7 @@ def test_eval_steps_cover_epoch_ends():
 def test_run_folder_contract(tmp_path, digits_path, make_spec):
     spec = make_spec(bn="input+hidden", evals_per_epoch=2)
     metrics = execute_run(spec, digits_path, tmp_path, log=quiet)
-    for name in runfolder.OUTPUT_FILES:
+    for name in runfolder.OUTPUT_FILES:  # probes.parquet included (empty without probes)
         assert (tmp_path / name).exists(), name
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp files
     run = runfolder.load_run(tmp_path)
@@ -127,3 +127,27 @@ def test_bnlab_batch_norm_trains_like_torch(tmp_path, digits_path, make_spec):
     lt = runfolder.load_run(tmp_path / "t").steps().loss
     lb = runfolder.load_run(tmp_path / "b").steps().loss
     assert (lt - lb).abs().max() < 1e-3
+
+
+def test_probes_leave_training_unchanged(tmp_path, digits_path, make_spec):
+    """Santurkar probes every 3rd step: same trajectory as without them, and a probe table."""
+    plain = make_spec(bn="hidden", dropout_hidden=0.2, epochs=2)
+    probed = make_spec(bn="hidden", dropout_hidden=0.2, epochs=2, probe_every=3, probe_etas=4)
+    assert probed.probe_multipliers == [0.5, 1.0, 2.0, 4.0]
+    execute_run(plain, digits_path, tmp_path / "plain", log=quiet)
+    execute_run(probed, digits_path, tmp_path / "probed", log=quiet)
+    a, b = runfolder.load_run(tmp_path / "plain"), runfolder.load_run(tmp_path / "probed")
+    pd.testing.assert_frame_equal(a.steps(), b.steps())
+    pd.testing.assert_frame_equal(a.history.drop(columns=TIMING_COLUMNS), b.history.drop(columns=TIMING_COLUMNS))
+    probes = b.probes()
+    steps = b.metrics["steps"]
+    assert len(probes) == 4 * (steps // 3) and set(probes.step) == set(range(3, steps + 1, 3))
+    assert (probes.beta > 0).all() and probes.loss.notna().all()
+    assert a.probes().empty
+
+
+def test_last_layer_gradient_change_is_recorded(tmp_path, digits_path, make_spec):
+    execute_run(make_spec(epochs=1), digits_path, tmp_path, log=quiet)
+    steps = runfolder.load_run(tmp_path).steps()
+    assert math.isnan(steps.last_grad_change.iloc[0])  # no previous step
+    assert (steps.last_grad_change.iloc[1:] > 0).all()

@@ -129,6 +129,20 @@ def references_table(study: StudyPlan, runs: pd.DataFrame) -> dict | None:
                        "the comparison is indicative only; the last column says what we ran."}
 
 
+def landscape_table_cells(table: pd.DataFrame) -> dict:
+    columns = [("bn", "BN"), ("steps", "steps"), ("course_loss_band", "loss band (course)"),
+               ("course_grad_change", "grad change (course)"), ("course_beta_max", "beta max (course)"),
+               ("probed_steps", "probed steps"), ("probe_loss_band", "loss band (probes)"),
+               ("probe_grad_change", "grad change (probes)"), ("probe_beta", "beta (probes)")]
+    columns = [(c, h) for c, h in columns if c in table.columns]
+    rows = [{"cells": [str(r[c]) if c in ("bn", "steps", "probed_steps") else fmt_num(r[c], 3) for c, _ in columns],
+             "diverged": False} for _, r in table.iterrows()]
+    return {"header": [h for _, h in columns], "rows": rows,
+            "caption": "Landscape summary, means over training steps: course-method band width across learning "
+                       "rates and last-layer gradient change; Santurkar probes' band over step sizes, gradient "
+                       "change and effective beta-smoothness."}
+
+
 def study_context(study: StudyPlan, results: Path) -> dict:
     from bnlab.analysis.bn_params import bn_findings
     from bnlab.analysis.collect import read_runs
@@ -160,6 +174,21 @@ def study_context(study: StudyPlan, results: Path) -> dict:
                                "each violin is the distribution over channels and seeds; dashed lines: the initial values."))
         tables.append(bn_layers_table(layers))
         findings += bn_findings(layers)
+    if "landscape" in study.analyses:
+        from bnlab.landscape.summary import landscape_findings
+
+        table = pd.read_csv(folder / "landscape.csv", dtype={"bn": str})
+        figures.append(_figure(folder / "landscape_course.png",
+                               f"Course method (seed 004), {where}: per step, the band between the lowest and the "
+                               "highest training loss across the learning rates, BN and no BN; below, the change of "
+                               "the output layer's gradient between consecutive steps and its max across learning "
+                               "rates (the course's beta-smoothness)."))
+        figures.append(_figure(folder / "landscape_probes.png",
+                               f"Santurkar et al. probes, {where}: every k-th step, loss and gradient change at "
+                               "w - eta*lr*g for eta in [0.5, 4] on the step's own batch (band over eta), and the "
+                               "effective beta-smoothness (max over eta of gradient change / step length)."))
+        tables.append(landscape_table_cells(table))
+        findings += landscape_findings(table)
     references = references_table(study, runs)
     if references:
         tables.append(references)

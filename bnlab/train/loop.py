@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from bnlab.landscape.probes import last_linear, probe_step
 from bnlab.train.checkpoint import CheckpointPolicy, restore_rng_states, rng_states, save_checkpoint
 from bnlab.train.evaluate import evaluate
 from bnlab.train.tensors import Splits
@@ -40,6 +41,10 @@ class LoopState:
     losses: torch.Tensor | None = None  # [total] per-step training loss
     grad_norms: torch.Tensor | None = None
     correct: torch.Tensor | None = None  # [total] correct predictions per batch
+    # ||g_t - g_{t-1}|| of the output layer's gradient (the course's "gradient predictiveness")
+    last_changes: torch.Tensor | None = None
+    prev_last_grad: torch.Tensor | None = None
+    probe_rows: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -56,6 +61,8 @@ class LoopResult:
     step_lr: list[float] = field(default_factory=list)
     bn_rows: list[dict] = field(default_factory=list)
     resumed_from: int | None = None
+    step_last_grad_change: torch.Tensor | None = None
+    probe_rows: list[dict] = field(default_factory=list)
 
 
 def eval_steps(steps_per_epoch: int, epochs: int, evals_per_epoch: int) -> list[int]:
@@ -87,6 +94,8 @@ def train_loop(
     checkpoint: CheckpointPolicy | None = None,
     checkpoint_extra: dict | None = None,
     resume: dict | None = None,
+    probe_every: int = 0,
+    probe_etas: list[float] | tuple = (),
 ) -> LoopResult:
     """Train for `epochs`; `resume` is a loaded checkpoint payload (model and optimizer already restored)."""
     device = data.train_x.device
@@ -105,12 +114,17 @@ def train_loop(
         st: LoopState = resume["loop"]
         order.set_state(resume["order_state"])
         restore_rng_states(resume["rng"])
-        st.losses, st.grad_norms, st.correct = (t.to(device) for t in (st.losses, st.grad_norms, st.correct))
+        st.losses, st.grad_norms, st.correct, st.last_changes = (
+            t.to(device) for t in (st.losses, st.grad_norms, st.correct, st.last_changes))
+        if st.prev_last_grad is not None:
+            st.prev_last_grad = st.prev_last_grad.to(device)
         log(f"resumed from checkpoint at step {st.step}/{total}")
     else:
         st = LoopState(losses=torch.empty(total, device=device),
                        grad_norms=torch.empty(total, device=device),
-                       correct=torch.empty(total, device=device, dtype=torch.int64))
+                       correct=torch.empty(total, device=device, dtype=torch.int64),
+                       last_changes=torch.full((total,), float("nan"), device=device))
+    output_layer = last_linear(model)
     resumed_from = st.step if resume is not None else None
     wall0 = time.perf_counter() - st.wall_seconds
 
@@ -140,7 +154,8 @@ def train_loop(
             **(checkpoint_extra or {}), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "rng": rng_states(), "order_state": order.get_state(),
             "loop": LoopState(**{**st.__dict__, "losses": st.losses.cpu(), "grad_norms": st.grad_norms.cpu(),
-                                 "correct": st.correct.cpu()}),
+                                 "correct": st.correct.cpu(), "last_changes": st.last_changes.cpu(),
+                                 "prev_last_grad": None if st.prev_last_grad is None else st.prev_last_grad.cpu()}),
         })
         checkpoint.saved()
 
@@ -163,6 +178,17 @@ def train_loop(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             st.grad_norms[step] = _grad_norm(params)
+            last_grad = torch.cat([output_layer.weight.grad.flatten()]
+                                  + ([output_layer.bias.grad.flatten()] if output_layer.bias is not None else []))
+            if st.prev_last_grad is not None:
+                st.last_changes[step] = torch.linalg.vector_norm(last_grad - st.prev_last_grad)
+            st.prev_last_grad = last_grad
+            if probe_every and (step + 1) % probe_every == 0:
+                # Before optimizer.step(): the probe looks along this step's gradient, on this
+                # batch, and leaves parameters, grads, BN statistics and RNG as they were.
+                lr = optimizer.param_groups[0]["lr"]
+                for row in probe_step(model, xb, yb, lr, probe_etas):
+                    st.probe_rows.append({"step": step + 1, "epoch": (step + 1) / steps_per_epoch, **row})
             optimizer.step()
             st.losses[step] = loss.detach()
             st.correct[step] = (logits.argmax(dim=1) == yb).sum()
@@ -214,4 +240,5 @@ def train_loop(
         batch_size=batch_size, train_seconds=st.train_seconds, history=st.history,
         step_loss=st.losses[:done].float().cpu(), step_grad_norm=st.grad_norms[:done].float().cpu(),
         step_lr=st.step_lr[:done], bn_rows=st.bn_rows, resumed_from=resumed_from,
+        step_last_grad_change=st.last_changes[:done].float().cpu(), probe_rows=st.probe_rows,
     )

@@ -142,6 +142,7 @@ def execute_run(
         evals_per_epoch=spec.evals_per_epoch, order_seed=spec.seed, eval_test=spec.eval_test, log=log,
         bn_snapshot=bn_snapshotter(model), checkpoint=policy if policy.enabled else None,
         checkpoint_extra={"params": spec.as_strings()}, resume=resume,
+        probe_every=spec.probe_every, probe_etas=spec.probe_multipliers,
     )
 
     history = pd.DataFrame(result.history)
@@ -150,8 +151,10 @@ def execute_run(
         "epoch": [s / result.steps_per_epoch for s in range(1, result.steps_done + 1)],
         "loss": result.step_loss.numpy(),
         "grad_norm": result.step_grad_norm.numpy(),
+        "last_grad_change": result.step_last_grad_change.numpy(),
         "lr": result.step_lr,
     })
+    probes = pd.DataFrame(result.probe_rows, columns=["step", "epoch", "eta", "step_size", "loss", "grad_change", "beta"])
     bn = pd.DataFrame(result.bn_rows, columns=["step", "epoch", "layer", "layer_index", "kind", "channel", "gamma", "beta"])
     metrics = summarise(spec, result, history)
     metrics.update({
@@ -176,6 +179,7 @@ def execute_run(
     runfolder.write_parquet(out_dir / runfolder.HISTORY, history)
     runfolder.write_parquet(out_dir / runfolder.STEPS, steps)
     runfolder.write_parquet(out_dir / runfolder.BN_PARAMS, bn)
+    runfolder.write_parquet(out_dir / runfolder.PROBES, probes)
     runfolder.write_json(out_dir / runfolder.METRICS, metrics)  # last: marks the run as finished
     remove_checkpoint(policy.path)
     log(f"done: status {metrics['status']}, best val acc {metrics.get('best_val_acc')}, "
