@@ -29,7 +29,10 @@ MODELS_WITH_WIDTHS = ("mlp", "cnn", "cnn2")
 INIT_SCALE_DEFAULTS = {"normal": 1.0, "uniform": 0.5}
 # Run parameters that are numbers; YAML reads "1e-3" as a string, so these are
 # converted before validation ("1e-3" and 0.001 are then the same run).
-NUMERIC_PARAMS = ("init_scale", "dropout_in", "dropout_hidden", "lr", "momentum", "weight_decay")
+NUMERIC_PARAMS = ("init_scale", "dropout_in", "dropout_hidden", "lr", "lr_min", "lr_period", "lr_gamma",
+                  "momentum", "weight_decay")
+CYCLICAL = ("triangular", "triangular2", "exp_range")
+LR_GAMMA_DEFAULTS = {"exp_range": 0.99994, "step_decay": 2.0}
 
 
 class ConfigError(ValueError):
@@ -230,8 +233,28 @@ def resolve_run(params: dict, where: str = "run") -> RunSpec:
     else:
         p["init_scale"] = NOT_APPLICABLE
     p["momentum"] = format_number(p["momentum"]) if p["optimizer"] == "sgd" else NOT_APPLICABLE
+    _resolve_schedule(p, where)
     p["probe_etas"] = format_number(p["probe_etas"]) if p["probe_every"] > 0 else NOT_APPLICABLE
     return RunSpec.from_strings(p)
+
+
+def _resolve_schedule(p: dict, where: str) -> None:
+    """Keep only the schedule settings the chosen policy uses (the rest become "na")."""
+    schedule = p["lr_schedule"]
+    if schedule in CYCLICAL or schedule == "range_test":
+        if p["lr_min"] == "default":
+            raise ConfigError(f"config error at '{where}.lr_min': lr_schedule '{schedule}' needs lr_min "
+                              "(the lower rate; lr is the upper)")
+        if p["lr_min"] >= p["lr"]:
+            raise ConfigError(f"config error at '{where}.lr_min': must be below lr ({p['lr_min']} >= {p['lr']})")
+        p["lr_min"] = format_number(p["lr_min"])
+    else:
+        p["lr_min"] = NOT_APPLICABLE
+    p["lr_period"] = format_number(p["lr_period"]) if schedule in CYCLICAL + ("step_decay",) else NOT_APPLICABLE
+    if schedule in LR_GAMMA_DEFAULTS:
+        p["lr_gamma"] = format_number(LR_GAMMA_DEFAULTS[schedule] if p["lr_gamma"] == "default" else p["lr_gamma"])
+    else:
+        p["lr_gamma"] = NOT_APPLICABLE
 
 
 def _canonical_partial(partial: dict) -> dict[str, str]:

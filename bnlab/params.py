@@ -29,6 +29,10 @@ PATH_KEYS: dict[str, str] = {
     "dropout_hidden": "dh",
     "optimizer": "opt",
     "lr": "lr",
+    "lr_schedule": "sched",
+    "lr_min": "lrmin",
+    "lr_period": "period",
+    "lr_gamma": "gamma",
     "momentum": "mom",
     "weight_decay": "wd",
     "batch_size": "bs",
@@ -97,7 +101,11 @@ class RunSpec:
     dropout_in: float
     dropout_hidden: float
     optimizer: str
-    lr: float
+    lr: float  # the constant rate, the top of a cyclical one, or the end of a range test
+    lr_schedule: str
+    lr_min: str  # bottom of a cyclical rate / start of a range test, "na" otherwise
+    lr_period: str  # epochs: CLR half cycle or step-decay interval, "na" otherwise
+    lr_gamma: str  # exp_range decay per iteration or step-decay factor, "na" otherwise
     momentum: str  # a number as text, or "na" for optimizers without momentum
     weight_decay: float
     batch_size: int

@@ -63,6 +63,29 @@ rule landscape:
         "../scripts/landscape.py"
 
 
+rule lr_range:
+    input:
+        runs=f"{R}/studies/{{study}}/runs.csv",
+        history=lambda wc: study_run_files(wc.study, "history.parquet"),
+        steps=lambda wc: study_run_files(wc.study, "steps.parquet"),
+    output:
+        figure=report(f"{R}/studies/{{study}}/lr_range.png", category="{study}"),
+        table=f"{R}/studies/{{study}}/lr_range.csv",
+    log:
+        f"{R}/logs/lr_range/{{study}}.log",
+    params:
+        axes=lambda wc: PLAN.studies[wc.study].axes,
+        fixed=lambda wc: study_fixed_params(wc.study),
+        run_root=f"{R}/runs",
+        title=lambda wc: PLAN.studies[wc.study].title,
+        dataset_note=lambda wc: PLAN.studies[wc.study].dataset_note(),
+    localrule: True
+    conda:
+        "../envs/bnlab.yaml"
+    script:
+        "../scripts/lr_range.py"
+
+
 rule bn_params:
     input:
         runs=f"{R}/studies/{{study}}/runs.csv",

@@ -24,9 +24,9 @@ RUN_OUTPUTS = OUTPUT_FILES  # the run-folder contract (bnlab/runfolder.py)
 
 
 wildcard_constraints:
-    # Values never contain '_' or '~' (bnlab.params keeps them so), which makes
-    # the "key~value_key~value" run-folder names unambiguous.
-    **{PATH_KEYS[p]: "[^/_~]+" for p in PARAM_NAMES if p not in DIRECTORY_PARAMS},
+    # Values never contain a slash or a tilde, and every key is preceded by "_" and
+    # followed by "~", so "key~value_key~value" folder names parse unambiguously.
+    **{PATH_KEYS[p]: "[^/~]+" for p in PARAM_NAMES if p not in DIRECTORY_PARAMS},
     dataset="[^/~]+",
     model="[^/~]+",
     study="|".join(PLAN.studies),
@@ -45,6 +45,13 @@ def study_run_files(study_name, filename):
     return [f"{run_dir(r)}/{filename}" for r in PLAN.studies[study_name].runs]
 
 
+def study_fixed_params(study_name):
+    """Parameters the study does not vary (not columns of its runs.csv)."""
+    study = PLAN.studies[study_name]
+    first = study.runs[0].as_strings()
+    return {p: v for p, v in first.items() if p not in study.axes and p != "seed"}
+
+
 def study_outputs(study_name):
     """Every file the report needs from one study."""
     study = PLAN.studies[study_name]
@@ -58,6 +65,8 @@ def study_outputs(study_name):
         files += [f"{folder}/speedup.csv", f"{folder}/speedup_per_seed.csv"]
     if "bn_params" in study.analyses:
         files += [f"{folder}/bn_layers.csv", f"{folder}/bn_violins.png"]
+    if "lr_range" in study.analyses:
+        files += [f"{folder}/lr_range.png", f"{folder}/lr_range.csv"]
     if "landscape" in study.analyses:
         files += [f"{folder}/landscape_course.png", f"{folder}/landscape_probes.png", f"{folder}/landscape.csv"]
     return files

@@ -131,7 +131,7 @@ def test_run_folder_matches_paramspace_and_round_trips():
     for run in runs:
         assert RunSpec.from_strings(run.as_strings()) == run
         # values never hold the separators of the folder name
-        assert all("_" not in v and "~" not in v for k, v in run.as_strings().items() if k not in DIRECTORY_PARAMS)
+        assert all("/" not in v and "~" not in v for v in run.as_strings().values())
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "config/smoke.yaml", "config/full.yaml"])
@@ -167,3 +167,14 @@ def test_defaults_fill_list_items():
     plan = build_plan(small_config(references=[ref]))
     assert plan.studies["s"].references[0]["metric"] == "final_test_acc"
     assert plan.studies["s"].references[0]["match"] == {}
+
+
+def test_schedule_parameters_are_required_or_canonicalised():
+    with pytest.raises(ConfigError, match="lr_schedule 'triangular' needs lr_min"):
+        build_plan(small_config(fixed={"lr_schedule": "triangular"}))
+    with pytest.raises(ConfigError, match="must be below lr"):
+        build_plan(small_config(fixed={"lr_schedule": "range_test", "lr_min": 1.0, "lr": 0.1}))
+    run = build_plan(small_config(fixed={"lr_schedule": "exp_range", "lr_min": 1e-5})).runs[0]
+    assert (run.lr_min, run.lr_period, run.lr_gamma) == ("1e-5", "2", "0.99994")
+    constant = build_plan(small_config(fixed={"lr_min": 1e-5, "lr_gamma": 3})).runs[0]
+    assert (constant.lr_min, constant.lr_period, constant.lr_gamma) == ("na", "na", "na")

@@ -151,3 +151,26 @@ def test_last_layer_gradient_change_is_recorded(tmp_path, digits_path, make_spec
     steps = runfolder.load_run(tmp_path).steps()
     assert math.isnan(steps.last_grad_change.iloc[0])  # no previous step
     assert (steps.last_grad_change.iloc[1:] > 0).all()
+
+
+@pytest.mark.parametrize("schedule, extra", [
+    ("triangular", {"lr_min": 1e-4, "lr_period": 0.5}),
+    ("exp_range", {"lr_min": 1e-4, "lr_period": 0.5, "lr_gamma": 0.99}),
+    ("range_test", {"lr_min": 1e-6}),
+    ("step_decay", {"lr_period": 1, "lr_gamma": 10}),
+])
+def test_learning_rate_schedules_follow_their_formula(tmp_path, digits_path, make_spec, schedule, extra):
+    from bnlab import schedules
+
+    spec = make_spec(lr=1e-2, lr_schedule=schedule, epochs=2, **extra)
+    execute_run(spec, digits_path, tmp_path, log=quiet)
+    steps = runfolder.load_run(tmp_path).steps()
+    per_epoch, total = len(steps) // 2, len(steps)
+    period = round(float(extra.get("lr_period", 1)) * per_epoch)
+    expected = {
+        "triangular": lambda it: schedules.clr(it, 1e-4, 1e-2, period, "triangular"),
+        "exp_range": lambda it: schedules.clr(it, 1e-4, 1e-2, period, "exp_range", 0.99),
+        "range_test": lambda it: schedules.range_test_lr(it, total, 1e-6, 1e-2),
+        "step_decay": lambda it: schedules.step_decay(it, 1e-2, 10, period),
+    }[schedule]
+    assert steps.lr.tolist() == pytest.approx([expected(it) for it in range(total)], rel=1e-12)

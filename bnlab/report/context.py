@@ -189,6 +189,22 @@ def study_context(study: StudyPlan, results: Path) -> dict:
                                "effective beta-smoothness (max over eta of gradient change / step length)."))
         tables.append(landscape_table_cells(table))
         findings += landscape_findings(table)
+    if "lr_range" in study.analyses:
+        from bnlab.analysis.lr_range import lr_range_findings
+
+        picks = pd.read_csv(folder / "lr_range.csv", keep_default_na=False,
+                            dtype={"error": str, "rule": str})
+        picks = picks.replace("", None).assign(error=lambda d: d.error.fillna(""), rule=lambda d: d.rule.fillna(""))
+        figures.append(_figure(folder / "lr_range.png",
+                               f"LR range test {where}: final training loss of each constant-rate run (left) and "
+                               "every step's loss of one exponential sweep (right), with the picked lr_min and "
+                               "lr_max."))
+        tables.append({"caption": "LR range test picks. Rule: " + (picks.rule.iloc[0] if len(picks) else ""),
+                       "header": ["curve", "lowest loss at lr", "lr_min", "lr_max", "blew up from lr"],
+                       "rows": [{"cells": [r["curve"], fmt_num(r["lr_at_min"], 2), fmt_num(r["lr_min"], 2),
+                                           fmt_num(r["lr_max"], 2), fmt_num(r["lr_blowup"], 2) or "—"],
+                                 "diverged": bool(r["error"])} for _, r in picks.iterrows()]})
+        findings += lr_range_findings(picks)
     references = references_table(study, runs)
     if references:
         tables.append(references)

@@ -96,6 +96,7 @@ def train_loop(
     resume: dict | None = None,
     probe_every: int = 0,
     probe_etas: list[float] | tuple = (),
+    lr_at: Callable[[int], float] | None = None,
 ) -> LoopResult:
     """Train for `epochs`; `resume` is a loaded checkpoint payload (model and optimizer already restored)."""
     device = data.train_x.device
@@ -131,6 +132,14 @@ def train_loop(
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+
+    def set_lr(step: int) -> None:
+        if lr_at is not None:
+            lr = lr_at(min(step, total - 1))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+    set_lr(st.step)
 
     def record_eval(step: int, final: bool = False) -> dict:
         base = {"step": step, "epoch": step / steps_per_epoch, "lr": optimizer.param_groups[0]["lr"],
@@ -171,6 +180,7 @@ def train_loop(
         perm = st.perm.to(device)
         while st.batch < steps_per_epoch:
             step = st.step
+            set_lr(step)
             idx = perm[st.batch * batch_size : (st.batch + 1) * batch_size]
             xb, yb = data.train_x[idx], data.train_y[idx]
             logits = model(xb)

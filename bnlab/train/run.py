@@ -19,6 +19,7 @@ from bnlab.params import RunSpec
 from bnlab.provenance import code_version, hardware, library_versions
 from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoint, remove_checkpoint
 from bnlab.train.loop import LoopResult, train_loop
+from bnlab.train.lr_policy import lr_function
 from bnlab.train.tensors import device_splits
 
 
@@ -93,6 +94,12 @@ def summarise(spec: RunSpec, result: LoopResult, history: pd.DataFrame) -> dict:
     return out
 
 
+def _schedule_length(spec: RunSpec, n_train: int) -> tuple[int, int]:
+    """(steps per epoch, total steps) as the loop will take them (the last partial batch is dropped)."""
+    per_epoch = n_train // min(spec.batch_size, n_train)
+    return per_epoch, per_epoch * spec.epochs
+
+
 def execute_run(
     spec: RunSpec,
     data_path: str | Path,
@@ -143,6 +150,7 @@ def execute_run(
         bn_snapshot=bn_snapshotter(model), checkpoint=policy if policy.enabled else None,
         checkpoint_extra={"params": spec.as_strings()}, resume=resume,
         probe_every=spec.probe_every, probe_etas=spec.probe_multipliers,
+        lr_at=lr_function(spec, *_schedule_length(spec, len(splits.train_x))),
     )
 
     history = pd.DataFrame(result.history)
