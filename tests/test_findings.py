@@ -42,3 +42,18 @@ def test_generic_findings_name_best_worst_and_divergence():
     assert "Highest best validation accuracy: bn=hidden, init_scale=0.1 with 82.1%" in text
     assert "Lowest: bn=none, init_scale=0.0001 with 10.1%" in text
     assert "bn=hidden, init_scale=0.001 diverged in 1/2 runs" in text
+
+
+def test_run_table_keeps_an_epochs_axis(tmp_path, digits_path):
+    """A grid over epochs must not be overwritten by metrics.json's epochs-trained figure."""
+    from bnlab.analysis.collect import collect_runs
+    from bnlab.config import build_plan
+    from bnlab.train import execute_run
+
+    cfg = {"defaults": {"dataset": "digits", "widths": [16], "batch_size": 64},
+           "studies": {"s": {"title": "t", "question": "q", "grid": {"epochs": [1, 2]}}}}
+    study = build_plan(cfg).studies["s"]
+    for run in study.runs:
+        execute_run(run, digits_path, tmp_path / run.relative_dir(), log=lambda _: None)
+    runs = collect_runs(study, tmp_path)
+    assert runs.epochs.tolist() == ["1", "2"] and runs.epochs_trained.tolist() == [1.0, 2.0]

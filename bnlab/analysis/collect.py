@@ -11,7 +11,7 @@ from bnlab.runfolder import load_run
 
 # metrics.json fields copied into the run table
 METRIC_COLUMNS = (
-    "status", "diverged_step", "steps", "steps_per_epoch", "epochs", "train_seconds", "wall_seconds",
+    "status", "diverged_step", "steps", "steps_per_epoch", "train_seconds", "wall_seconds",
     "samples_per_second", "parameters", "best_val_acc", "best_val_acc_step", "best_val_loss",
     "final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc", "final_test_loss",
     "final_test_acc", "device",
@@ -28,6 +28,8 @@ def collect_runs(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
         row = {"label": study.label(spec), "seed": spec.seed}
         row.update({axis: values[axis] for axis in study.axes})
         row.update({key: run.metrics.get(key) for key in METRIC_COLUMNS})
+        # "epochs" may be a grid axis (the configured value); what was trained is another column
+        row["epochs_trained"] = run.metrics.get("epochs")
         row["run_dir"] = spec.relative_dir()
         rows.append(row)
     return pd.DataFrame(rows)
