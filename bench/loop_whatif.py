@@ -40,6 +40,7 @@ from bnlab.train.tensors import device_splits  # noqa: E402
 def load_loop(path: Path):
     spec = importlib.util.spec_from_file_location("patched_loop", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod.train_loop
 

@@ -13,6 +13,9 @@ trainer_vs_textbook.py), each variant timed over the same steps, median of --rep
   +lr        + step_lr.append(param_groups[0]["lr"]) and the `step in evals` test
   train_loop bnlab's train_loop itself (LoopResult.train_seconds)
 
+Each variant waits for a quiet machine first and is measured again (up to 3 times) when other
+processes used > 15% of the CPUs meanwhile ("others" column), as in trainer_vs_textbook.py.
+
 Usage: .venv/bin/python bench/profile_bnlab_loop.py [--steps 429] [--repeats 3] [--workloads mlp,lenet5]
 Writes bench/out/profile_bnlab_loop.json and prints tables.
 """
@@ -158,7 +161,8 @@ def main(argv=None) -> int:
         torch.use_deterministic_algorithms(True, warn_only=True)
         med = {v: statistics.median(ts) for v, ts in times.items()}
         print(f"\n[{name}] {steps} steps, {torch.get_num_threads()} threads, medians of {args.repeats}")
-        print(f"  {'variant':12s} {'seconds':>8s} {'ms/step':>8s} {'steps/s':>8s} {'delta ms/step':>14s} {'others':>7s}")
+        print(f"  {'variant':12s} {'seconds':>8s} {'ms/step':>8s} {'steps/s':>8s} "
+              f"{'delta ms/step':>14s} {'others':>7s}")
         prev = None
         for v in names:
             ms = 1000 * med[v] / steps

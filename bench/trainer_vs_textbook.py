@@ -15,6 +15,10 @@ batch 128, on Fashion-MNIST for the same number of optimizer steps:
 A second figure is the wall time of bnlab's execute_run end to end (load the cache,
 build the model, train, evaluate at step 0 and each epoch end, write the run folder).
 
+The machine may be shared: before each measurement the script waits until other
+processes use < 10% of the CPUs (/proc/stat minus this process tree), and measures
+again when they used > 15% during it (see --quiet-threshold, --redo-above, --retries).
+
 Usage (from the repository root):
     .venv/bin/python bench/trainer_vs_textbook.py [--repeats 3] [--epochs 1] [--out FILE]
 See bench/README.md.
@@ -251,7 +255,7 @@ def textbook_once(spec: RunSpec, dataset, data, steps: int) -> dict:
 def execute_run_once(spec: RunSpec, data_path: Path, out_dir: Path) -> dict:
     load0 = load_now()
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(open(os.devnull, "w")):
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
         metrics = execute_run(spec, data_path, out_dir, threads=BNLAB_THREADS, device="cpu", log=quiet)
     seconds = time.perf_counter() - t0
     torch.use_deterministic_algorithms(False)
@@ -362,7 +366,8 @@ def main(argv=None) -> int:
         results: dict = {
             "benchmark": "trainer_vs_textbook",
             "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "command": " ".join([os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO))
+                                 else sys.executable, *sys.argv]),
             "environment": {
                 "python": platform.python_version(), "torch": torch.__version__,
                 "torchvision": torchvision.__version__, "cpu_count": os.cpu_count(),
