@@ -54,13 +54,13 @@ COLUMNS = [
 ]
 
 
-def _shape_expr(shape: Sequence[int]) -> str:
-    """(C, H, W) -> 'H*W*C' as the seed writes it; (F,) -> 'F'."""
+def shape_text(shape: Sequence[int], sep: str = "*") -> str:
+    """(C, H, W) -> 'H*W*C' (or 'HxWxC' with sep='x') as the seed writes sizes; (F,) -> 'F'."""
     shape = list(shape)
     if len(shape) == 3:
         c, h, w = shape
-        return f"{h}*{w}*{c}"
-    return "*".join(str(d) for d in shape)
+        shape = [h, w, c]
+    return sep.join(str(d) for d in shape)
 
 
 def _macs(module: nn.Module, inputs: tuple, out_shape: Sequence[int]) -> int:
@@ -80,7 +80,7 @@ def _macs_expr(module: nn.Module, out_shape: Sequence[int]) -> str:
     """'H*W*C_out * (kH*kW*C_in/groups)' for a conv, 'in*out' for a linear, '0' otherwise."""
     if isinstance(module, _ConvNd) and not module.transposed:
         kernel = "*".join(str(k) for k in module.kernel_size)
-        return f"{_shape_expr(out_shape)} * ({kernel}*{module.in_channels // module.groups})"
+        return f"{shape_text(out_shape)} * ({kernel}*{module.in_channels // module.groups})"
     if isinstance(module, nn.Linear):
         extra = math.prod(out_shape[:-1])
         return f"{module.in_features}*{module.out_features}" + (f" * {extra}" if extra != 1 else "")
@@ -161,7 +161,7 @@ def layer_table(
                 "type": type(module).__name__,
                 "output_shape": shape,
                 "activations": math.prod(shape),
-                "activations_expr": _shape_expr(shape),
+                "activations_expr": shape_text(shape),
                 "weights": weights,
                 "biases": biases,
                 "params": weights + biases,
@@ -185,7 +185,7 @@ def layer_table(
     if include_input:
         rows.insert(0, {
             "name": "input", "type": "Input", "output_shape": input_shape,
-            "activations": math.prod(input_shape), "activations_expr": _shape_expr(input_shape),
+            "activations": math.prod(input_shape), "activations_expr": shape_text(input_shape),
             "weights": 0, "biases": 0, "params": 0, "macs": 0, "macs_expr": "0", "calc": "0",
         })
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -18,7 +18,7 @@ from bnlab.models import create_model
 from bnlab.runfolder import write_json
 
 from . import reference as ref
-from .accounting import layer_table, totals
+from .accounting import layer_table, shape_text, totals
 from .fmt import short, thousands
 from .inception import LECTURE_FILTERS, SCIENCE_INPUT, SEED_INPUT, inception_summary
 from .receptive import receptive_field_formula, receptive_field_probe, receptive_field_table
@@ -41,11 +41,7 @@ ALEXNET_NOTE = (
 
 def hwc(shape: Sequence[int]) -> str:
     """(C, H, W) -> '32x32x3' as the seed writes sizes; (F,) -> 'F'."""
-    shape = list(shape)
-    if len(shape) == 3:
-        c, h, w = shape
-        return f"{h}x{w}x{c}"
-    return "x".join(str(d) for d in shape)
+    return shape_text(shape, sep="x")
 
 
 def _table(caption: str, header: list[str], rows: list[list]) -> dict:
