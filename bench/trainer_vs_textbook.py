@@ -206,6 +206,12 @@ def bnlab_once(spec: RunSpec, data, splits) -> dict:
     torch.manual_seed(spec.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     model = build_model(spec, data.input_shape, data.num_classes)
+    try:  # bnlab versions with the channels-last layout for conv nets
+        from bnlab.train.tensors import fast_layout
+    except ImportError:
+        pass
+    else:
+        model, splits = fast_layout(model, splits)
     optimizer = make_optimizer(spec, model.parameters())
     load0 = load_now()
     t0 = time.perf_counter()

@@ -31,6 +31,21 @@ def _to_float(x_uint8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | Non
     return x
 
 
+def fast_layout(model: torch.nn.Module, splits: Splits) -> tuple[torch.nn.Module, Splits]:
+    """A conv net and its images in channels-last layout; anything else unchanged.
+
+    Convolution and max-pooling run faster in this layout on the CPU (and on
+    GPUs with tensor cores); the numbers are the same up to rounding.
+    """
+    if not any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        return model, splits
+    fmt = torch.channels_last
+    return model.to(memory_format=fmt), Splits(
+        train_x=splits.train_x.contiguous(memory_format=fmt), train_y=splits.train_y,
+        val_x=splits.val_x.contiguous(memory_format=fmt), val_y=splits.val_y,
+        test_x=splits.test_x.contiguous(memory_format=fmt), test_y=splits.test_y)
+
+
 def device_splits(data: PreparedData, *, train_subset: int, normalize: bool, device: torch.device) -> Splits:
     """Train (optionally its first `train_subset` images), validation and test on `device`."""
     idx = data.train_idx if train_subset <= 0 else data.train_idx[:train_subset]
