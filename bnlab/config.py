@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from bnlab.params import NOT_APPLICABLE, PARAM_NAMES, RunSpec, format_number, format_widths
+from bnlab.params import NOT_APPLICABLE, PARAM_NAMES, RunSpec, format_number, format_widths, is_pick
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
@@ -30,7 +30,7 @@ INIT_SCALE_DEFAULTS = {"normal": 1.0, "uniform": 0.5}
 # Run parameters that are numbers; YAML reads "1e-3" as a string, so these are
 # converted before validation ("1e-3" and 0.001 are then the same run).
 NUMERIC_PARAMS = ("init_scale", "dropout_in", "dropout_hidden", "lr", "lr_min", "lr_period", "lr_gamma",
-                  "momentum", "weight_decay")
+                  "momentum", "weight_decay", "batch_mem_mb")
 CYCLICAL = ("triangular", "triangular2", "exp_range")
 LR_GAMMA_DEFAULTS = {"exp_range": 0.99994, "step_decay": 2.0}
 
@@ -86,12 +86,28 @@ def _path_text(parts) -> str:
     return text or "(top level)"
 
 
+def _form(branch: dict) -> str:
+    """One alternative of a oneOf, in words."""
+    branch = _resolve_ref(branch, load_schema())
+    if "const" in branch:
+        return repr(branch["const"])
+    if branch.get("type") in ("number", "integer"):
+        return "a number" + (" > 0" if branch.get("exclusiveMinimum") == 0 else "")
+    if branch.get("type") == "array":
+        return "a list"
+    return branch.get("description", str(branch.get("type", "another form")))
+
+
 def _explain(error: jsonschema.ValidationError, prefix: list) -> str:
     """One line: where, what is wrong, what is allowed."""
     best = jsonschema.exceptions.best_match([error]) if error.context else error
     where = _path_text(prefix + list(best.absolute_path))
     schema = best.schema if isinstance(best.schema, dict) else {}
     msg = f"config error at '{where}': {best.message}"
+    if error.validator == "oneOf" and isinstance(error.instance, str) and best.validator in ("pattern", "const"):
+        # A word where a number or a reference was expected: name every accepted form.
+        forms = " or ".join(_form(b) for b in error.validator_value)
+        return f"config error at '{where}': {error.instance!r} is not of type 'number'; allowed: {forms}"
     if best.validator == "additionalProperties" and isinstance(schema.get("properties"), dict):
         msg += f"; allowed keys: {', '.join(sorted(schema['properties']))}"
     if "enum" in schema:
@@ -234,6 +250,7 @@ def resolve_run(params: dict, where: str = "run") -> RunSpec:
         p["init_scale"] = NOT_APPLICABLE
     p["momentum"] = format_number(p["momentum"]) if p["optimizer"] == "sgd" else NOT_APPLICABLE
     _resolve_schedule(p, where)
+    _resolve_batch_growth(p, where)
     p["probe_etas"] = format_number(p["probe_etas"]) if p["probe_every"] > 0 else NOT_APPLICABLE
     return RunSpec.from_strings(p)
 
@@ -245,9 +262,10 @@ def _resolve_schedule(p: dict, where: str) -> None:
         if p["lr_min"] == "default":
             raise ConfigError(f"config error at '{where}.lr_min': lr_schedule '{schedule}' needs lr_min "
                               "(the lower rate; lr is the upper)")
-        if p["lr_min"] >= p["lr"]:
+        numbers = not is_pick(p["lr_min"]) and not is_pick(p["lr"])
+        if numbers and p["lr_min"] >= p["lr"]:
             raise ConfigError(f"config error at '{where}.lr_min': must be below lr ({p['lr_min']} >= {p['lr']})")
-        p["lr_min"] = format_number(p["lr_min"])
+        p["lr_min"] = p["lr_min"] if is_pick(p["lr_min"]) else format_number(p["lr_min"])
     else:
         p["lr_min"] = NOT_APPLICABLE
     p["lr_period"] = format_number(p["lr_period"]) if schedule in CYCLICAL + ("step_decay",) else NOT_APPLICABLE
@@ -255,6 +273,38 @@ def _resolve_schedule(p: dict, where: str) -> None:
         p["lr_gamma"] = format_number(LR_GAMMA_DEFAULTS[schedule] if p["lr_gamma"] == "default" else p["lr_gamma"])
     else:
         p["lr_gamma"] = NOT_APPLICABLE
+
+
+def _resolve_batch_growth(p: dict, where: str) -> None:
+    """Growth settings apply only to growing runs; the memory cap to every run that sets one."""
+    p["batch_mem_mb"] = NOT_APPLICABLE if p["batch_mem_mb"] == 0 else format_number(p["batch_mem_mb"])
+    if p["batch_growth_every"] == 0:
+        p["batch_growth_max"] = p["batch_growth_via"] = NOT_APPLICABLE
+        return
+    if p["lr_schedule"] != "constant":
+        raise ConfigError(f"config error at '{where}.lr_schedule': batch growth runs at a constant lr (seed 003 "
+                          f"p. 2.3), not '{p['lr_schedule']}'; batch_growth_via: lr gives the matching lr decay")
+    if p["batch_growth_max"] <= p["batch_size"]:
+        raise ConfigError(f"config error at '{where}.batch_growth_max': must be above batch_size "
+                          f"({p['batch_growth_max']} <= {p['batch_size']})")
+    if p["probe_every"]:
+        raise ConfigError(f"config error at '{where}.probe_every': landscape probes are not taken in "
+                          "batch-growth runs (a probe needs the whole batch in one pass)")
+
+
+def _check_picks(studies: dict[str, StudyPlan]) -> None:
+    """lr: pick-<study> must name a study that runs the LR range test and picks nothing itself."""
+    for name, study in studies.items():
+        for run in study.runs:
+            for param, source in run.picks.items():
+                where = f"config error at 'studies.{name}' ({param}: pick-{source})"
+                if source not in studies:
+                    raise ConfigError(f"{where}: no study '{source}'; studies: {', '.join(studies)}")
+                if "lr_range" not in studies[source].analyses:
+                    raise ConfigError(f"{where}: study '{source}' has no lr_range analysis to pick from")
+                if any(r.picks for r in studies[source].runs):
+                    raise ConfigError(f"{where}: study '{source}' picks rates itself; pick from a range test "
+                                      "with numeric rates")
 
 
 def _canonical_partial(partial: dict) -> dict[str, str]:
@@ -353,6 +403,7 @@ def build_plan(config: dict) -> Plan:
     if "seed" in config.get("defaults", {}):
         raise ConfigError("config error at 'defaults.seed': set seeds with each study's 'seeds' list")
     studies = {name: _expand_study(name, study, cfg["defaults"]) for name, study in cfg["studies"].items()}
+    _check_picks(studies)
     return Plan(config=cfg, studies=studies)
 
 

@@ -13,9 +13,10 @@ from typing import Any
 
 # Parameter name -> short key used in run-folder names. The order here is the
 # order of the folder name: dataset and model become directories, then one
-# segment "key~value_key~value..." for the network (ARCH_PARAMS) and one for
-# its training (TRAIN_PARAMS); two segments keep each name well under the
-# 255-character limit of a file name.
+# segment "key~value_key~value..." for the network (ARCH_PARAMS), one for the
+# optimizer and its lr policy (OPTIM_PARAMS) and one for the data it sees
+# (BATCH_PARAMS); three segments keep each name well under the 255-character
+# limit of a file name.
 PATH_KEYS: dict[str, str] = {
     "dataset": "dataset",
     "model": "model",
@@ -36,6 +37,10 @@ PATH_KEYS: dict[str, str] = {
     "momentum": "mom",
     "weight_decay": "wd",
     "batch_size": "bs",
+    "batch_growth_every": "grow",
+    "batch_growth_max": "gmax",
+    "batch_growth_via": "via",
+    "batch_mem_mb": "mem",
     "epochs": "ep",
     "train_subset": "sub",
     "evals_per_epoch": "evals",
@@ -48,10 +53,19 @@ PATH_KEYS: dict[str, str] = {
 PARAM_NAMES: tuple[str, ...] = tuple(PATH_KEYS)
 DIRECTORY_PARAMS: tuple[str, ...] = ("dataset", "model")
 ARCH_PARAMS: tuple[str, ...] = PARAM_NAMES[2 : PARAM_NAMES.index("optimizer")]
-TRAIN_PARAMS: tuple[str, ...] = PARAM_NAMES[PARAM_NAMES.index("optimizer") :]
+OPTIM_PARAMS: tuple[str, ...] = PARAM_NAMES[PARAM_NAMES.index("optimizer") : PARAM_NAMES.index("batch_size")]
+BATCH_PARAMS: tuple[str, ...] = PARAM_NAMES[PARAM_NAMES.index("batch_size") :]
+SEGMENTS: tuple[tuple[str, ...], ...] = (ARCH_PARAMS, OPTIM_PARAMS, BATCH_PARAMS)
 PARAM_FOR_KEY: dict[str, str] = {v: k for k, v in PATH_KEYS.items()}
 
 NOT_APPLICABLE = "na"  # value of a parameter that does not affect this run
+# lr / lr_min written as "pick-<study>": the value the LR range test of that
+# study picks, read when the run starts (the folder name keeps the reference).
+PICK_PREFIX = "pick-"
+
+
+def is_pick(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(PICK_PREFIX)
 
 
 def format_number(x: float | int | str) -> str:
@@ -101,14 +115,20 @@ class RunSpec:
     dropout_in: float
     dropout_hidden: float
     optimizer: str
-    lr: float  # the constant rate, the top of a cyclical one, or the end of a range test
+    # the constant rate, the top of a cyclical one, or the end of a range test;
+    # "pick-<study>" for the lr_max that study's range test picks
+    lr: float | str
     lr_schedule: str
-    lr_min: str  # bottom of a cyclical rate / start of a range test, "na" otherwise
+    lr_min: str  # bottom of a cyclical rate / start of a range test (or "pick-<study>"), "na" otherwise
     lr_period: str  # epochs: CLR half cycle or step-decay interval, "na" otherwise
     lr_gamma: str  # exp_range decay per iteration or step-decay factor, "na" otherwise
     momentum: str  # a number as text, or "na" for optimizers without momentum
     weight_decay: float
-    batch_size: int
+    batch_size: int  # the starting batch of a growing one
+    batch_growth_every: int  # steps between batch doublings (0 = fixed batch)
+    batch_growth_max: str  # largest batch of the growth, "na" without growth
+    batch_growth_via: str  # "batch": the batch doubles; "lr": lr halves at the same samples instead
+    batch_mem_mb: str  # memory cap of one forward/backward in MB ("na" = none): larger batches accumulate
     epochs: int
     train_subset: int
     evals_per_epoch: int
@@ -147,6 +167,8 @@ class RunSpec:
                 typed[name] = int(float(raw))
             elif kind == "float":
                 typed[name] = float(raw)
+            elif kind == "float | str":  # a number, or a reference such as "pick-<study>"
+                typed[name] = raw if is_pick(raw) else float(raw)
             else:
                 typed[name] = str(raw)
         return cls(**typed)
@@ -169,6 +191,20 @@ class RunSpec:
         return [0.5 * 2.0 ** (3 * i / (n - 1)) for i in range(n)]
 
     @property
+    def grows(self) -> bool:
+        return self.batch_growth_every > 0
+
+    @property
+    def mem_cap_mb(self) -> float | None:
+        return None if self.batch_mem_mb == NOT_APPLICABLE else float(self.batch_mem_mb)
+
+    @property
+    def picks(self) -> dict[str, str]:
+        """{'lr': study, 'lr_min': study} for the rates taken from a range test."""
+        return {name: str(value)[len(PICK_PREFIX):] for name, value in (("lr", self.lr), ("lr_min", self.lr_min))
+                if is_pick(value)}
+
+    @property
     def widths_list(self) -> list[int] | None:
         return parse_widths(self.widths)
 
@@ -176,9 +212,8 @@ class RunSpec:
         """Folder of this run below results/runs (Paramspace's layout)."""
         s = self.as_strings()
         dirs = [f"{PATH_KEYS[p]}~{s[p]}" for p in DIRECTORY_PARAMS]
-        arch = "_".join(f"{PATH_KEYS[p]}~{s[p]}" for p in ARCH_PARAMS)
-        train = "_".join(f"{PATH_KEYS[p]}~{s[p]}" for p in TRAIN_PARAMS)
-        return "/".join(dirs + [arch, train])
+        segments = ["_".join(f"{PATH_KEYS[p]}~{s[p]}" for p in segment) for segment in SEGMENTS]
+        return "/".join(dirs + segments)
 
 
 def is_finite_number(x: Any) -> bool:
@@ -189,10 +224,11 @@ def is_finite_number(x: Any) -> bool:
 
 
 def run_paramspaces(runs: list[RunSpec]):
-    """Snakemake Paramspaces of the two run-folder segments (network, training).
+    """Snakemake Paramspaces of the run folder: network (with dataset and model directories),
+    optimizer, and data/batch segments.
 
-    Returns (arch, train); a run's folder is
-    f"{arch instance}/{train instance}" == RunSpec.relative_dir().
+    A run's folder is "/".join(space.instance_patterns[i] for space in the
+    three) == RunSpec.relative_dir().
     """
     import pandas as pd
     from snakemake.utils import Paramspace
@@ -201,5 +237,6 @@ def run_paramspaces(runs: list[RunSpec]):
     table = pd.DataFrame([{PATH_KEYS[k]: v for k, v in r.as_strings().items()} for r in runs], columns=columns)
     arch_keys = [PATH_KEYS[p] for p in DIRECTORY_PARAMS + ARCH_PARAMS]
     arch = Paramspace(table[arch_keys], filename_params=[PATH_KEYS[p] for p in ARCH_PARAMS])
-    train = Paramspace(table[[PATH_KEYS[p] for p in TRAIN_PARAMS]], filename_params="*")
-    return arch, train
+    optim = Paramspace(table[[PATH_KEYS[p] for p in OPTIM_PARAMS]], filename_params="*")
+    batch = Paramspace(table[[PATH_KEYS[p] for p in BATCH_PARAMS]], filename_params="*")
+    return arch, optim, batch

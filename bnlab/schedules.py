@@ -279,3 +279,37 @@ def accumulation(batch: int, max_micro_batch: int) -> tuple[int, int]:
     # batch the first hit is the largest power of two <= cap.
     micro = next(d for d in range(max_micro_batch, 0, -1) if batch % d == 0)
     return micro, batch // micro
+
+
+def growth_boundaries(start: int, end: int, every: int) -> list[tuple[int, int]]:
+    """(samples seen, batch from then on) at each batch change of batch_size_schedule.
+
+    The growing run takes `every` steps at each size, so its k-th change
+    comes after every * (start + 2 start + ... ) samples; these sample counts
+    are where the matched lr decay (lr_decay_factor) steps down.
+    """
+    out, samples, size = [], 0, start
+    while size < end:
+        samples += every * size
+        size = min(size * 2, end)
+        out.append((samples, size))
+    return out
+
+
+def lr_decay_factor(step: int, batch: int, end: int, *, every: int) -> float:
+    """lr multiplier of the lr-decay run that matches a growing batch, at step `step`.
+
+    "Don't decay the learning rate, increase the batch size" (Smith et al.
+    2017) compares the two at equal numbers of samples: the decay run keeps
+    its batch and divides lr by the same factor the growing run multiplies
+    its batch by, at the same sample counts. After `step` steps of `batch`
+    samples this returns batch / (the growing run's batch at that point), so
+    lr * factor over batch stays equal in both runs.
+    """
+    seen = step * batch
+    size = batch
+    for samples, new_size in growth_boundaries(batch, end, every):
+        if seen < samples:
+            break
+        size = new_size
+    return batch / size

@@ -4,7 +4,7 @@ from snakemake.exceptions import WorkflowError
 from bnlab.config import ConfigError, build_plan
 from bnlab.data.catalog import INPUT_SHAPES
 from bnlab.runfolder import OUTPUT_FILES
-from bnlab.params import DIRECTORY_PARAMS, PARAM_NAMES, PATH_KEYS, run_paramspaces
+from bnlab.params import DIRECTORY_PARAMS, PARAM_NAMES, PATH_KEYS, PICK_PREFIX, is_pick, run_paramspaces
 
 try:
     PLAN = build_plan(config)
@@ -18,8 +18,8 @@ REPORT_PDF = f"{R}/report.pdf"
 
 # Paramspaces over every distinct run of every study: a run folder is keyed by
 # its full resolved parameters, so studies asking for the same cell share it.
-ARCH_SPACE, TRAIN_SPACE = run_paramspaces(PLAN.runs)
-RUN_DIR = f"{R}/runs/{ARCH_SPACE.wildcard_pattern}/{TRAIN_SPACE.wildcard_pattern}"
+RUN_SPACES = run_paramspaces(PLAN.runs)  # network, optimizer, data/batch segments
+RUN_DIR = f"{R}/runs/" + "/".join(space.wildcard_pattern for space in RUN_SPACES)
 RUN_OUTPUTS = OUTPUT_FILES  # the run-folder contract (bnlab/runfolder.py)
 
 
@@ -67,6 +67,8 @@ def study_outputs(study_name):
         files += [f"{folder}/bn_layers.csv", f"{folder}/bn_violins.png"]
     if "lr_range" in study.analyses:
         files += [f"{folder}/lr_range.png", f"{folder}/lr_range.csv"]
+    if "batch_growth" in study.analyses:
+        files += [f"{folder}/batch_growth.png", f"{folder}/batch_growth.csv", f"{folder}/batch_growth_runs.csv"]
     if "landscape" in study.analyses:
         files += [f"{folder}/landscape_course.png", f"{folder}/landscape_probes.png", f"{folder}/landscape.csv"]
     return files

@@ -26,4 +26,6 @@ execute_run(
     log=lambda line: print(line, file=log),
     checkpoint_every_steps=execution["checkpoint_every_steps"],
     checkpoint_every_seconds=execution["checkpoint_every_seconds"],
+    # each table is results/studies/<study>/lr_range.csv
+    pick_tables={Path(path).parent.name: path for path in snakemake.input.picks},  # noqa: F821
 )

@@ -123,8 +123,8 @@ def test_schema_enums_match_the_registries():
 def test_run_folder_matches_paramspace_and_round_trips():
     plan = build_plan(load_config(ROOT / "config.yaml"))
     runs = plan.runs
-    arch, train = run_paramspaces(runs)
-    got = [f"{a}/{t}" for a, t in zip(arch.instance_patterns, train.instance_patterns)]
+    spaces = run_paramspaces(runs)
+    got = ["/".join(parts) for parts in zip(*(space.instance_patterns for space in spaces))]
     assert got == [r.relative_dir() for r in runs]
     for run in runs:
         assert all(len(part) < 200 for part in run.relative_dir().split("/"))

@@ -65,3 +65,20 @@ def lr_range_findings(table: pd.DataFrame) -> list[str]:
                          f"picks lr_min = {r['lr_min']:.2g} and lr_max = {r['lr_max']:.2g}"
                          + (f"; the loss blew up from lr {r['lr_blowup']:.2g}." if pd.notna(r["lr_blowup"]) else "."))
     return sentences
+
+
+def chosen_bounds(table: pd.DataFrame, source: str = "") -> dict:
+    """The (lr_min, lr_max) that runs with 'pick-<study>' train with, from a picks table.
+
+    The exponential sweep is Smith's own method and reads the curve at many
+    rates, so its picks win; the grid's are the fallback. A range test that
+    gave no bounds is an error that says so, never a made-up rate.
+    """
+    for curve in ("sweep", "grid"):
+        rows = table[(table.curve == curve) & table.lr_max.notna() & table.lr_min.notna()]
+        if len(rows):
+            r = rows.iloc[0]
+            return {"lr_min": float(r.lr_min), "lr_max": float(r.lr_max), "curve": curve}
+    errors = "; ".join(f"{r.curve}: {r.error}" for r in table.itertuples() if isinstance(r.error, str) and r.error)
+    raise ValueError(f"the LR range test of study '{source}' picked no lr_min/lr_max ({errors or 'no curve'}); "
+                     "give lr and lr_min as numbers instead of pick-" + source)

@@ -1,7 +1,9 @@
 """The training loop: randperm batches over device tensors, periodic evaluation.
 
 A NaN or infinite training loss ends the run with status "diverged" at that
-step: a result to report, not an error. With a CheckpointPolicy the loop saves
+step: a result to report, not an error. Which samples each step takes comes
+from a BatchPlan (fixed or growing batch); a batch above max_micro_batch is
+accumulated from equal micro-batches. With a CheckpointPolicy the loop saves
 its whole state now and then, and given a saved state it continues from it.
 """
 
@@ -15,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from bnlab.landscape.probes import last_linear, probe_step
+from bnlab.schedules import accumulation
+from bnlab.train.batches import BatchPlan, plan_batches
 from bnlab.train.checkpoint import CheckpointPolicy, restore_rng_states, rng_states, save_checkpoint
 from bnlab.train.evaluate import evaluate
 from bnlab.train.tensors import Splits
@@ -52,8 +56,8 @@ class LoopResult:
     status: str  # "ok" or "diverged"
     diverged_step: int | None
     steps_done: int
-    steps_per_epoch: int
-    batch_size: int
+    steps_per_epoch: int  # of the first epoch (every epoch's, with a fixed batch)
+    batch_size: int  # of the first step
     train_seconds: float  # time spent in optimizer steps, evaluation excluded
     history: list[dict] = field(default_factory=list)
     step_loss: torch.Tensor | None = None  # [steps_done] float32
@@ -63,13 +67,17 @@ class LoopResult:
     resumed_from: int | None = None
     step_last_grad_change: torch.Tensor | None = None
     probe_rows: list[dict] = field(default_factory=list)
+    plan: BatchPlan | None = None
+    micro_batches: list[int] = field(default_factory=list)  # per step: micro-batches accumulated
+
+    @property
+    def samples(self) -> int:
+        return sum(self.plan.sizes[: self.steps_done])
 
 
 def eval_steps(steps_per_epoch: int, epochs: int, evals_per_epoch: int) -> list[int]:
-    """Optimizer steps after which to evaluate: evenly spread, epoch ends included."""
-    per = min(evals_per_epoch, steps_per_epoch)
-    points = {round(k * steps_per_epoch / per) for k in range(1, per * epochs + 1)}
-    return sorted(points)
+    """Optimizer steps after which a fixed-batch run evaluates: evenly spread, epoch ends included."""
+    return plan_batches(steps_per_epoch, epochs, lambda step: 1).eval_steps(evals_per_epoch)
 
 
 def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
@@ -97,14 +105,21 @@ def train_loop(
     probe_every: int = 0,
     probe_etas: list[float] | tuple = (),
     lr_at: Callable[[int], float] | None = None,
+    batch_at: Callable[[int], int] | None = None,
+    max_micro_batch: int = 0,
 ) -> LoopResult:
-    """Train for `epochs`; `resume` is a loaded checkpoint payload (model and optimizer already restored)."""
+    """Train for `epochs`; `resume` is a loaded checkpoint payload (model and optimizer already restored).
+
+    batch_at(step) gives a growing batch (batch_size is then ignored);
+    max_micro_batch > 0 splits larger batches into accumulated micro-batches.
+    """
     device = data.train_x.device
     n = len(data.train_x)
-    batch_size = min(batch_size, n)
-    steps_per_epoch = n // batch_size  # the last partial batch is dropped: BN needs full batches
-    total = steps_per_epoch * epochs
-    evals = set(eval_steps(steps_per_epoch, epochs, evals_per_epoch))
+    plan = plan_batches(n, epochs, batch_at or (lambda step: batch_size))
+    total = plan.total
+    evals = set(plan.eval_steps(evals_per_epoch))
+    splits = {size: accumulation(size, max_micro_batch) if max_micro_batch else (size, 1)
+              for size in set(plan.sizes)}
     # Data order has its own generator, so changing the init never changes the order.
     order = torch.Generator(device="cpu").manual_seed(order_seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -142,12 +157,12 @@ def train_loop(
     set_lr(st.step)
 
     def record_eval(step: int, final: bool = False) -> dict:
-        base = {"step": step, "epoch": step / steps_per_epoch, "lr": optimizer.param_groups[0]["lr"],
+        base = {"step": step, "epoch": plan.progress(step), "lr": optimizer.param_groups[0]["lr"],
                 "train_seconds": st.train_seconds, "wall_seconds": time.perf_counter() - wall0}
         if step > st.prev_eval:
             st.history.append({**base, "split": "train",
                                "loss": float(st.losses[st.prev_eval:step].double().mean()),
-                               "acc": float(st.correct[st.prev_eval:step].sum()) / ((step - st.prev_eval) * batch_size)})
+                               "acc": float(st.correct[st.prev_eval:step].sum()) / sum(plan.sizes[st.prev_eval:step])})
         loss, acc = evaluate(model, data.val_x, data.val_y, eval_batch)
         st.history.append({**base, "split": "val", "loss": loss, "acc": acc})
         val_row = st.history[-1]
@@ -178,30 +193,46 @@ def train_loop(
         if st.perm is None:
             st.perm = torch.randperm(n, generator=order)
         perm = st.perm.to(device)
-        while st.batch < steps_per_epoch:
+        while st.batch < plan.steps_in_epoch(st.epoch):
             step = st.step
             set_lr(step)
-            idx = perm[st.batch * batch_size : (st.batch + 1) * batch_size]
+            size, offset = plan.sizes[step], plan.offsets[step]
+            micro, n_micro = splits[size]
+            idx = perm[offset : offset + size]
             xb, yb = data.train_x[idx], data.train_y[idx]
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if n_micro == 1:
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb)
+                loss.backward()
+                hits = (logits.argmax(dim=1) == yb).sum()
+            else:
+                # Equal micro-batches, each mean loss scaled by 1/n_micro: the summed
+                # gradient is the full batch's (with BN, each micro-batch is
+                # normalised on its own statistics: ghost batch norm).
+                loss, hits = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.int64)
+                for k in range(n_micro):
+                    xm, ym = xb[k * micro : (k + 1) * micro], yb[k * micro : (k + 1) * micro]
+                    logits = model(xm)
+                    part = F.cross_entropy(logits, ym) / n_micro
+                    part.backward()
+                    loss = loss + part.detach()
+                    hits = hits + (logits.argmax(dim=1) == ym).sum()
             st.grad_norms[step] = _grad_norm(params)
             last_grad = torch.cat([output_layer.weight.grad.flatten()]
                                   + ([output_layer.bias.grad.flatten()] if output_layer.bias is not None else []))
             if st.prev_last_grad is not None:
                 st.last_changes[step] = torch.linalg.vector_norm(last_grad - st.prev_last_grad)
             st.prev_last_grad = last_grad
-            if probe_every and (step + 1) % probe_every == 0:
+            if probe_every and (step + 1) % probe_every == 0 and n_micro == 1:
                 # Before optimizer.step(): the probe looks along this step's gradient, on this
                 # batch, and leaves parameters, grads, BN statistics and RNG as they were.
                 lr = optimizer.param_groups[0]["lr"]
                 for row in probe_step(model, xb, yb, lr, probe_etas):
-                    st.probe_rows.append({"step": step + 1, "epoch": (step + 1) / steps_per_epoch, **row})
+                    st.probe_rows.append({"step": step + 1, "epoch": plan.progress(step + 1), **row})
             optimizer.step()
             st.losses[step] = loss.detach()
-            st.correct[step] = (logits.argmax(dim=1) == yb).sum()
+            st.correct[step] = hits
             st.step_lr.append(optimizer.param_groups[0]["lr"])
             st.step, st.batch = step + 1, st.batch + 1
             step = st.step
@@ -219,8 +250,9 @@ def train_loop(
                 st.train_seconds += time.perf_counter() - t0
                 train_row = len(st.history)
                 val = record_eval(step, final=step == total)
-                log(f"epoch {step / steps_per_epoch:.2f}/{epochs} step {step}/{total} "
-                    f"train_loss {st.history[train_row]['loss']:.4f} val_loss {val['loss']:.4f} "
+                log(f"epoch {plan.progress(step):.2f}/{epochs} step {step}/{total} batch {size}"
+                    + (f" ({n_micro}x{micro})" if n_micro > 1 else "")
+                    + f" train_loss {st.history[train_row]['loss']:.4f} val_loss {val['loss']:.4f} "
                     f"val_acc {val['acc']:.4f} ({st.train_seconds:.1f} s training)")
                 last_progress = t0 = time.perf_counter()
             elif time.perf_counter() - last_progress > PROGRESS_EVERY_S:
@@ -243,12 +275,13 @@ def train_loop(
         log(f"DIVERGED: non-finite training loss at step {st.diverged_step}/{total}")
         record_eval(st.step, final=True)  # shows what the diverged model does on val/test
         if bn_snapshot:
-            st.bn_rows.extend(bn_snapshot(st.step, st.step / steps_per_epoch))
+            st.bn_rows.extend(bn_snapshot(st.step, plan.progress(st.step)))
     done = st.step
     return LoopResult(
-        status=st.status, diverged_step=st.diverged_step, steps_done=done, steps_per_epoch=steps_per_epoch,
-        batch_size=batch_size, train_seconds=st.train_seconds, history=st.history,
+        status=st.status, diverged_step=st.diverged_step, steps_done=done, steps_per_epoch=plan.steps_in_epoch(0),
+        batch_size=plan.sizes[0], train_seconds=st.train_seconds, history=st.history,
         step_loss=st.losses[:done].float().cpu(), step_grad_norm=st.grad_norms[:done].float().cpu(),
         step_lr=st.step_lr[:done], bn_rows=st.bn_rows, resumed_from=resumed_from,
         step_last_grad_change=st.last_changes[:done].float().cpu(), probe_rows=st.probe_rows,
+        plan=plan, micro_batches=[splits[size][1] for size in plan.sizes[:done]],
     )

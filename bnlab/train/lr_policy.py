@@ -15,6 +15,11 @@ def lr_function(spec: RunSpec, steps_per_epoch: int, total_steps: int) -> Callab
     without any scheduler state in its checkpoint.
     """
     kind = spec.lr_schedule
+    if spec.grows and spec.batch_growth_via == "lr":
+        # The batch stays; lr falls by the factor a growing batch would rise by, at the same samples.
+        end = int(spec.batch_growth_max)
+        return lambda it: spec.lr * schedules.lr_decay_factor(it, spec.batch_size, end,
+                                                              every=spec.batch_growth_every)
     if kind == "constant":
         return None
     if kind == "range_test":
