@@ -105,3 +105,24 @@ rule bn_params:
         "../envs/bnlab.yaml"
     script:
         "../scripts/bn_params.py"
+
+
+rule batch_growth:
+    input:
+        runs=f"{R}/studies/{{study}}/runs.csv",
+        metrics=lambda wc: study_run_files(wc.study, "metrics.json"),
+        steps=lambda wc: study_run_files(wc.study, "steps.parquet"),
+    output:
+        figure=report(f"{R}/studies/{{study}}/batch_growth.png", category="{study}"),
+        runs=f"{R}/studies/{{study}}/batch_growth_runs.csv",
+        table=f"{R}/studies/{{study}}/batch_growth.csv",
+    log:
+        f"{R}/logs/batch_growth/{{study}}.log",
+    params:
+        study=lambda wc: PLAN.studies[wc.study],
+        run_root=f"{R}/runs",
+    localrule: True
+    conda:
+        "../envs/bnlab.yaml"
+    script:
+        "../scripts/batch_growth.py"

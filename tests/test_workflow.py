@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from pypdf import PdfReader
@@ -46,15 +47,33 @@ def test_smoke_config_builds_the_report(tmp_path):
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert len(reader.pages) >= 3
     for needle in ("Smoke: batch norm on a small MLP", "Findings", "Appendix: provenance",
-                   "scikit-learn digits", "bn=hidden", "No run diverged"):
+                   "scikit-learn digits", "bn=hidden", "No run diverged",
+                   "Smoke: growing batch against lr decay", "Generalisation: the growing-batch model is",
+                   "lr from smoke_lr (sweep)"):
         assert needle in text, needle
+    # the growing-batch runs trained with the range test's pick, and accumulated above the memory cap
+    picks = pd.read_csv(results / "studies" / "smoke_lr" / "lr_range.csv")
+    growth = pd.read_csv(results / "studies" / "smoke_growth" / "batch_growth_runs.csv")
+    assert growth.lr_first.iloc[0] == pytest.approx(picks[picks.curve == "sweep"].lr_max.iloc[0])
+    assert growth.max_micro_batches.max() > 1
     images = sum(len(page.images) for page in reader.pages)
     assert images >= 1
 
     # Re-running changes nothing ...
     again = snakemake("-n", *args)
     assert "Nothing to be done" in again.stdout + again.stderr
+    # A new range test result retrains exactly the runs that use its picks.
+    table = results / "studies" / "smoke_lr" / "lr_range.csv"
+    picks.loc[picks.curve == "sweep", "lr_max"] *= 0.5  # as if the range test had picked another lr_max
+    picks.to_csv(table, index=False)
+    trains = snakemake("-n", *args)
+    assert trains.stdout.count("rule train:") == 3, trains.stdout[-2000:]  # the 3 smoke_growth runs
+    assert "rule lr_range:" not in trains.stdout
+    assert snakemake("--cores", "2", *args).returncode == 0
+    growth = pd.read_csv(results / "studies" / "smoke_growth" / "batch_growth_runs.csv")
+    assert growth.lr_first.iloc[0] == pytest.approx(picks[picks.curve == "sweep"].lr_max.iloc[0])
     # ... and editing the template re-renders the report without retraining.
+
     # (Snakemake 9 compares input checksums, so the edit must change content.)
     template = ROOT / "report" / "template.html.j2"
     original_text, original_stat = template.read_text(), template.stat()

@@ -192,9 +192,9 @@ def study_context(study: StudyPlan, results: Path) -> dict:
     if "lr_range" in study.analyses:
         from bnlab.analysis.lr_range import lr_range_findings
 
-        picks = pd.read_csv(folder / "lr_range.csv", keep_default_na=False,
-                            dtype={"error": str, "rule": str})
-        picks = picks.replace("", None).assign(error=lambda d: d.error.fillna(""), rule=lambda d: d.rule.fillna(""))
+        # empty numbers (no blow-up seen) read as NaN; empty texts as ""
+        picks = pd.read_csv(folder / "lr_range.csv", dtype={"error": str, "rule": str})
+        picks = picks.assign(error=picks.error.fillna(""), rule=picks.rule.fillna(""))
         figures.append(_figure(folder / "lr_range.png",
                                f"LR range test {where}: final training loss of each constant-rate run (left) and "
                                "every step's loss of one exponential sweep (right), with the picked lr_min and "
@@ -205,6 +205,11 @@ def study_context(study: StudyPlan, results: Path) -> dict:
                                            fmt_num(r["lr_max"], 2), fmt_num(r["lr_blowup"], 2) or "—"],
                                  "diverged": bool(r["error"])} for _, r in picks.iterrows()]})
         findings += lr_range_findings(picks)
+    if "batch_growth" in study.analyses:
+        tables_, findings_, figure_ = batch_growth_parts(study, folder, where)
+        tables += tables_
+        findings += findings_
+        figures.append(figure_)
     references = references_table(study, runs)
     if references:
         tables.append(references)
@@ -225,6 +230,34 @@ def study_context(study: StudyPlan, results: Path) -> dict:
         "findings": findings,
         "figures": figures,
     }
+
+
+def batch_growth_parts(study: StudyPlan, folder: Path, where: str) -> tuple[list[dict], list[str], dict]:
+    """Table, findings and figure of a batch_growth analysis (seed 003 p. 2.3)."""
+    from bnlab.analysis import batch_growth
+
+    summ = pd.read_csv(folder / "batch_growth.csv", keep_default_na=False, na_values=[""])
+    summ["picked"] = summ.picked.fillna("")
+    figure = _figure(folder / "batch_growth.png",
+                     f"Growing batch against decaying lr {where}: training loss by data seen and by optimizer "
+                     "update, and each policy's batch size and learning rate. The lr decay divides lr by the "
+                     "factor the batch grows by, at the same number of samples (Smith et al. 2017).")
+    picked = "; ".join(f"{r.policy}: {r.picked}" for r in summ.itertuples() if r.picked)
+    table = {
+        "caption": "Policies at equal data seen (means over seeds; test accuracy ± seed s.d.)."
+                   + (f" Rates picked by the range test: {picked}." if picked else ""),
+        "header": ["policy", "updates", "batch", "micro-batches", "lr first → last", "train loss",
+                   "test loss", "test acc %", "train s"],
+        "rows": [{"cells": [r.policy + (f" (diverged {r.diverged}/{r.runs})" if r.diverged else ""),
+                            f"{r.updates:,.0f}", f"{r.batch_first}→{r.batch_last}", str(r.max_micro_batches),
+                            f"{fmt_num(r.lr_first, 2)} → {fmt_num(r.lr_last, 2)}", fmt_loss(r.final_train_loss),
+                            fmt_loss(r.final_test_loss),
+                            fmt_pct(r.test_acc) + (f" ± {100 * r.test_acc_sd:.1f}" if r.test_acc_sd == r.test_acc_sd
+                                                   else ""),
+                            f"{r.train_seconds:.0f}"],
+                  "diverged": bool(r.diverged)} for r in summ.itertuples()],
+    }
+    return [table], batch_growth.findings(summ, len(study.seeds)), figure
 
 
 def section_context(study: StudyPlan, results: Path) -> dict:
