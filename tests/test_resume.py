@@ -47,9 +47,15 @@ class CrashAfter(CheckpointPolicy):
             raise KeyboardInterrupt("simulated kill after a checkpoint")
 
 
-@pytest.mark.parametrize("crash_after", [1, 3])
-def test_resume_after_a_crash_gives_identical_results(tmp_path, digits_path, make_spec, monkeypatch, crash_after):
-    spec = make_spec(bn="hidden", dropout_hidden=0.3, epochs=4, evals_per_epoch=3)
+GROWING = {"batch_size": 16, "batch_growth_every": 4, "batch_growth_max": 128, "batch_mem_mb": 0.1}
+
+
+@pytest.mark.parametrize("crash_after, growth", [(1, {}), (3, {}), (3, GROWING)],
+                         ids=["1st checkpoint", "3rd checkpoint", "3rd checkpoint, growing batch"])
+def test_resume_after_a_crash_gives_identical_results(tmp_path, digits_path, make_spec, monkeypatch, crash_after,
+                                                      growth):
+    # The growing-batch case resumes mid-plan: batch sizes, epoch boundaries and accumulation must continue.
+    spec = make_spec(bn="hidden", dropout_hidden=0.3, epochs=4, evals_per_epoch=3, **growth)
     execute_run(spec, digits_path, tmp_path / "straight", log=quiet)
 
     import bnlab.train.run as run_module
