@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from bnlab.params import NOT_APPLICABLE, PARAM_NAMES, RunSpec, format_number, format_widths, is_pick
+from bnlab.params import NOT_APPLICABLE, PARAM_NAMES, POLICY_PARAMS, RunSpec, format_number, format_widths, is_pick
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
@@ -158,6 +158,10 @@ class StudyPlan:
         """Short legend text of a run: the values of the study's varying axes."""
         s = run.as_strings()
         # "na" marks a parameter that does not apply to this run (init_scale of xavier, say)
+        if "batch_growth" in self.analyses:
+            # lr/batch policies read better in words; other varying axes follow as key=value
+            rest = [f"{a}={s[a]}" for a in self.axes if a not in POLICY_PARAMS and s[a] != NOT_APPLICABLE]
+            return ", ".join([run.lr_batch_policy()] + rest)
         return ", ".join(f"{a}={s[a]}" for a in self.axes if s[a] != NOT_APPLICABLE) or "all runs"
 
 

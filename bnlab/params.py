@@ -204,6 +204,18 @@ class RunSpec:
         return {name: str(value)[len(PICK_PREFIX):] for name, value in (("lr", self.lr), ("lr_min", self.lr_min))
                 if is_pick(value)}
 
+    def lr_batch_policy(self) -> str:
+        """How lr and batch move during the run, in words (legends and tables of batch-growth studies)."""
+        if self.grows and self.batch_growth_via == "batch":
+            return (f"batch {self.batch_size}→{self.batch_growth_max} (x2 every {self.batch_growth_every} "
+                    "updates), fixed lr")
+        if self.grows:
+            return f"lr decay matched to that growth, batch {self.batch_size}"
+        if self.lr_schedule == "constant":
+            return f"constant lr, batch {self.batch_size}"
+        kind = "CLR" if self.lr_schedule in ("triangular", "triangular2", "exp_range") else "schedule"
+        return f"{self.lr_schedule} {kind}, batch {self.batch_size}"
+
     @property
     def widths_list(self) -> list[int] | None:
         return parse_widths(self.widths)
@@ -214,6 +226,10 @@ class RunSpec:
         dirs = [f"{PATH_KEYS[p]}~{s[p]}" for p in DIRECTORY_PARAMS]
         segments = ["_".join(f"{PATH_KEYS[p]}~{s[p]}" for p in segment) for segment in SEGMENTS]
         return "/".join(dirs + segments)
+
+
+# Parameters lr_batch_policy() puts into words.
+POLICY_PARAMS = ("lr_schedule", "lr_min", "batch_size", "batch_growth_every", "batch_growth_max", "batch_growth_via")
 
 
 def is_finite_number(x: Any) -> bool:

@@ -252,3 +252,21 @@ def test_policy_table_and_generalisation_answer(tmp_path, digits_path):
     assert ("similar to" in text) or ("better than" in text) or ("worse than" in text)
     diff = 100 * (growth.final_test_acc - decay.final_test_acc)
     assert f"{diff:+.2f} points" in text
+
+
+def test_policies_in_words():
+    from bnlab.analysis.batch_growth import lr_text
+
+    assert lr_text(0.02, 0.02, 0.02, 0.02) == "0.02"
+    assert lr_text(0.02, 0.0003, 0.0003, 0.02) == "0.02 → 0.0003"
+    assert lr_text(0.0004, 0.0005, 0.0004, 0.02) == "0.0004 … 0.02, cycling"
+    cfg = {"studies": {"bg": {"title": "t", "question": "q", "source": "s", "analyses": ["batch_growth"],
+                              "grid": [{"batch_size": [32], "batch_growth_every": [25], "batch_growth_max": [2048],
+                                        "batch_growth_via": ["batch", "lr"]},
+                                       {"batch_size": [64], "lr_schedule": ["exp_range"], "lr_min": [1e-4],
+                                        "lr_period": [1, 2]}]}}}
+    study = build_plan(cfg).studies["bg"]
+    labels = [study.label(r) for r in study.runs]
+    assert labels == ["batch 32→2048 (x2 every 25 updates), fixed lr", "lr decay matched to that growth, batch 32",
+                      "exp_range CLR, batch 64, lr_period=1, lr_gamma=0.99994",
+                      "exp_range CLR, batch 64, lr_period=2, lr_gamma=0.99994"]

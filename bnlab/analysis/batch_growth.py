@@ -26,13 +26,7 @@ SAME_ACC_POINTS = 1.0
 
 def policy_name(run: RunSpec) -> str:
     """What a run does to lr and batch, in words (legend and table)."""
-    if run.grows and run.batch_growth_via == "batch":
-        return f"batch grows {run.batch_size}→{run.batch_growth_max}, lr fixed"
-    if run.grows:
-        return f"lr decays, batch {run.batch_size} fixed"
-    if run.lr_schedule == "constant":
-        return f"constant lr, batch {run.batch_size}"
-    return f"{run.lr_schedule} CLR, batch {run.batch_size}"
+    return run.lr_batch_policy()
 
 
 def policy_kind(run: RunSpec) -> str:
@@ -84,6 +78,15 @@ def policy_table(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def lr_text(first: float, last: float, low: float, high: float) -> str:
+    """A policy's learning rate in a table cell: constant, falling, or moving within a range."""
+    if high <= low * 1.0001:
+        return f"{first:.2g}"
+    if math.isclose(first, high) and math.isclose(last, low):
+        return f"{first:.2g} → {last:.2g}"
+    return f"{low:.2g} … {high:.2g}, cycling"
+
+
 def _mean_sd(values: pd.Series) -> tuple[float, float]:
     v = pd.to_numeric(values, errors="coerce").dropna()
     if v.empty:
@@ -103,6 +106,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
             "batch_first": int(g.batch_first.iloc[0]), "batch_last": int(g.batch_last.max()),
             "max_micro_batches": int(g.max_micro_batches.max()),
             "lr_first": float(g.lr_first.iloc[0]), "lr_last": float(g.lr_last.iloc[0]),
+            "lr_low": float(g.lr_min.min()), "lr_high": float(g.lr_max.max()),
             "final_train_loss": _mean_sd(ok.final_train_loss)[0], "final_test_loss": _mean_sd(ok.final_test_loss)[0],
             "test_acc": acc, "test_acc_sd": acc_sd, "train_seconds": float(g.train_seconds.mean()),
             "picked": g.picked.iloc[0],

@@ -246,11 +246,12 @@ def batch_growth_parts(study: StudyPlan, folder: Path, where: str) -> tuple[list
     table = {
         "caption": "Policies at equal data seen (means over seeds; test accuracy ± seed s.d.)."
                    + (f" Rates picked by the range test: {picked}." if picked else ""),
-        "header": ["policy", "updates", "batch", "micro-batches", "lr first → last", "train loss",
+        "header": ["policy", "updates", "batch", "micro-batches", "lr", "train loss",
                    "test loss", "test acc %", "train s"],
         "rows": [{"cells": [r.policy + (f" (diverged {r.diverged}/{r.runs})" if r.diverged else ""),
                             f"{r.updates:,.0f}", f"{r.batch_first}→{r.batch_last}", str(r.max_micro_batches),
-                            f"{fmt_num(r.lr_first, 2)} → {fmt_num(r.lr_last, 2)}", fmt_loss(r.final_train_loss),
+                            batch_growth.lr_text(r.lr_first, r.lr_last, r.lr_low, r.lr_high),
+                            fmt_loss(r.final_train_loss),
                             fmt_loss(r.final_test_loss),
                             fmt_pct(r.test_acc) + (f" ± {100 * r.test_acc_sd:.1f}" if r.test_acc_sd == r.test_acc_sd
                                                    else ""),
