@@ -49,7 +49,7 @@ def test_smoke_config_builds_the_report(tmp_path):
     for needle in ("Smoke: batch norm on a small MLP", "Findings", "Appendix: provenance",
                    "scikit-learn digits", "bn=hidden", "No run diverged",
                    "Smoke: growing batch against lr decay", "Generalisation: the growing-batch model is",
-                   "lr from smoke_lr (sweep)"):
+                   "lr from smoke_lr (sweep)", "Rates written pick-smoke_lr are those the sweep LR range test"):
         assert needle in text, needle
     # the growing-batch runs trained with the range test's pick, and accumulated above the memory cap
     picks = pd.read_csv(results / "studies" / "smoke_lr" / "lr_range.csv")

@@ -143,6 +143,24 @@ def landscape_table_cells(table: pd.DataFrame) -> dict:
                        "change and effective beta-smoothness."}
 
 
+def picked_rates_findings(study: StudyPlan, results: Path) -> list[str]:
+    """The numbers behind 'pick-<study>' rates, as the runs recorded them (metrics.json 'picked')."""
+    used: dict[tuple, set] = {}
+    for run in study.runs:
+        if not run.picks:
+            continue
+        picked = read_json(results / "runs" / run.relative_dir() / "metrics.json").get("picked") or {}
+        for param, p in picked.items():
+            used.setdefault((p["study"], p["curve"]), set()).add((param, p["value"]))
+    sentences = []
+    for (source, curve), values in used.items():
+        names = {"lr": "lr (lr_max)", "lr_min": "lr_min"}
+        text = ", ".join(f"{names[param]} = {value:.3g}" for param, value in sorted(values))
+        sentences.append(f"Rates written pick-{source} are those the {curve} LR range test of study '{source}' "
+                         f"picked: {text}.")
+    return sentences
+
+
 def study_context(study: StudyPlan, results: Path) -> dict:
     from bnlab.analysis.bn_params import bn_findings
     from bnlab.analysis.collect import read_runs
@@ -157,7 +175,8 @@ def study_context(study: StudyPlan, results: Path) -> dict:
                        f"Learning curves {where}: mean over seeds (line) and min..max over seeds (band), per epoch; "
                        "an x marks the last finite point of a diverged run.")]
     tables = [{"caption": "Summary over seeds (mean ± sd of finished runs; accuracy in %)", **summary_table(summary)}]
-    findings = generic_findings(summary) + bn_comparison_findings(summary, study.axes)
+    findings = picked_rates_findings(study, results) + generic_findings(summary) \
+        + bn_comparison_findings(summary, study.axes)
     if "bn_curves" in study.analyses:
         figures.append(_figure(folder / "bn_curves_acc.png",
                                f"Validation accuracy with and without BN, one panel per setting, {where}."))
