@@ -190,6 +190,9 @@ def execute_run(
         log(f"{param} = {p['value']:.4g}, picked by the {p['curve']} range test of study '{p['study']}'")
     if micro_cap:
         log(f"batches above {micro_cap} samples are accumulated (batch_mem_mb {spec.batch_mem_mb})")
+    if batch_function(spec) and int(spec.batch_growth_max) > len(splits.train_x):
+        log(f"batch_growth_max {spec.batch_growth_max} is above the {len(splits.train_x)} training images: "
+            "the batch stops growing at the whole training set")
 
     result = train_loop(
         model, optimizer, splits, epochs=spec.epochs, batch_size=spec.batch_size,
