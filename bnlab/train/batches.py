@@ -15,6 +15,7 @@ resumed run follows the same plan.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,10 +41,10 @@ class BatchPlan:
 
     def epoch_of(self, step: int) -> int:
         """Epoch of the 0-based step `step`."""
-        for e in range(self.epochs):
-            if step < self.epoch_starts[e + 1]:
-                return e
-        raise IndexError(f"step {step} is past the plan's {self.total} steps")
+        if not 0 <= step < self.total:
+            raise IndexError(f"step {step} is outside the plan's {self.total} steps")
+        # the last epoch starting at or before `step` (an epoch can hold no step only if n is 0)
+        return bisect.bisect_right(self.epoch_starts, step) - 1
 
     def progress(self, steps_done: int) -> float:
         """Epochs completed after `steps_done` steps, counting a partial epoch by its steps.

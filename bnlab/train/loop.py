@@ -118,8 +118,9 @@ def train_loop(
     plan = plan_batches(n, epochs, batch_at or (lambda step: batch_size))
     total = plan.total
     evals = set(plan.eval_steps(evals_per_epoch))
-    splits = {size: accumulation(size, max_micro_batch) if max_micro_batch else (size, 1)
-              for size in set(plan.sizes)}
+    # (micro-batch, count) of every batch size in the plan: one pass, or equal accumulated parts
+    micro_split = {size: accumulation(size, max_micro_batch) if max_micro_batch else (size, 1)
+                   for size in set(plan.sizes)}
     # Data order has its own generator, so changing the init never changes the order.
     order = torch.Generator(device="cpu").manual_seed(order_seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -197,7 +198,7 @@ def train_loop(
             step = st.step
             set_lr(step)
             size, offset = plan.sizes[step], plan.offsets[step]
-            micro, n_micro = splits[size]
+            micro, n_micro = micro_split[size]
             idx = perm[offset : offset + size]
             xb, yb = data.train_x[idx], data.train_y[idx]
             optimizer.zero_grad(set_to_none=True)
@@ -283,5 +284,5 @@ def train_loop(
         step_loss=st.losses[:done].float().cpu(), step_grad_norm=st.grad_norms[:done].float().cpu(),
         step_lr=st.step_lr[:done], bn_rows=st.bn_rows, resumed_from=resumed_from,
         step_last_grad_change=st.last_changes[:done].float().cpu(), probe_rows=st.probe_rows,
-        plan=plan, micro_batches=[splits[size][1] for size in plan.sizes[:done]],
+        plan=plan, micro_batches=[micro_split[size][1] for size in plan.sizes[:done]],
     )
