@@ -24,11 +24,6 @@ from bnlab.runfolder import METRICS, STEPS, read_json
 SAME_ACC_POINTS = 1.0
 
 
-def policy_name(run: RunSpec) -> str:
-    """What a run does to lr and batch, in words (legend and table)."""
-    return run.lr_batch_policy()
-
-
 def policy_kind(run: RunSpec) -> str:
     if run.grows:
         return "growth" if run.batch_growth_via == "batch" else "decay"
@@ -40,7 +35,7 @@ def step_table(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
     frames = []
     for run in study.runs:
         steps = pd.read_parquet(Path(run_root) / run.relative_dir() / STEPS)
-        frames.append(steps.assign(policy=policy_name(run), kind=policy_kind(run), seed=run.seed))
+        frames.append(steps.assign(policy=run.lr_batch_policy(), kind=policy_kind(run), seed=run.seed))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -65,7 +60,7 @@ def policy_table(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
         m, steps = read_json(folder / METRICS), pd.read_parquet(folder / STEPS)
         lr = steps.lr.to_numpy() if len(steps) else np.array([math.nan])
         rows.append({
-            "policy": policy_name(run), "kind": policy_kind(run), "seed": run.seed, "status": m.get("status"),
+            "policy": run.lr_batch_policy(), "kind": policy_kind(run), "seed": run.seed, "status": m.get("status"),
             "updates": m.get("steps"), "samples": m.get("samples"), "epochs": m.get("epochs"),
             "batch_first": m.get("batch_size"), "batch_last": m.get("final_batch_size"),
             "max_micro_batches": m.get("max_micro_batches", 1), "micro_batch_cap": m.get("micro_batch_cap"),

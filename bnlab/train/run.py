@@ -19,6 +19,7 @@ from bnlab.models import bn_layers, count_parameters, create_model
 from bnlab.params import RunSpec, format_number
 from bnlab.schedules import batch_size_schedule
 from bnlab.provenance import code_version, hardware, library_versions
+from bnlab.train.batches import fixed_plan
 from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoint, remove_checkpoint
 from bnlab.train.loop import LoopResult, train_loop
 from bnlab.train.lr_policy import lr_function
@@ -79,11 +80,12 @@ def resolve_picks(spec: RunSpec, pick_tables: dict[str, str | Path] | None) -> t
         if not pick_tables or study not in pick_tables:
             raise ValueError(f"{param} is pick-{study} but no lr_range.csv of study '{study}' was given")
         bounds = chosen_bounds(pd.read_csv(pick_tables[study]), study)
-        key = "lr_max" if param == "lr" else "lr_min"
-        values[param] = bounds[key] if param == "lr" else format_number(bounds[key])
-        used[param] = {"value": bounds[key], "study": study, "curve": bounds["curve"]}
+        # lr is the top rate (the range test's lr_max); lr_min is kept as text like every lr_min
+        value = bounds["lr_max"] if param == "lr" else bounds["lr_min"]
+        values[param] = value if param == "lr" else format_number(value)
+        used[param] = {"value": value, "study": study, "curve": bounds["curve"]}
     resolved = dataclasses.replace(spec, **values)
-    if resolved.lr_schedule != "constant" and not resolved.lr_min == "na" and float(resolved.lr_min) >= resolved.lr:
+    if resolved.lr_min != "na" and float(resolved.lr_min) >= resolved.lr:
         raise ValueError(f"picked lr_min {resolved.lr_min} is not below lr {resolved.lr}")
     return resolved, used
 
@@ -126,9 +128,9 @@ def summarise(spec: RunSpec, result: LoopResult, history: pd.DataFrame) -> dict:
 
 
 def _schedule_length(spec: RunSpec, n_train: int) -> tuple[int, int]:
-    """(steps per epoch, total steps) of a fixed batch, as the loop takes them (the last partial batch is dropped)."""
-    per_epoch = n_train // min(spec.batch_size, n_train)
-    return per_epoch, per_epoch * spec.epochs
+    """(steps per epoch, total steps) of a fixed batch, from the batch plan the loop follows."""
+    plan = fixed_plan(n_train, spec.epochs, spec.batch_size)
+    return plan.steps_in_epoch(0), plan.total
 
 
 def batch_function(spec: RunSpec):
