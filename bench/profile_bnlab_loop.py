@@ -45,9 +45,12 @@ from bnlab.train.run import make_optimizer  # noqa: E402
 from bnlab.train.tensors import device_splits  # noqa: E402
 
 try:  # the per-step output-layer gradient change, in bnlab versions that record it
-    from bnlab.landscape.probes import last_linear
+    from bnlab.train.probes import last_linear
 except ImportError:
-    last_linear = None
+    try:  # versions before the probes moved next to the trainer
+        from bnlab.landscape.probes import last_linear
+    except ImportError:
+        last_linear = None
 
 VARIANTS = ["core-nodet", "core", "+gradnorm"] + (["+lastgrad"] if last_linear else []) + ["+record", "+finite", "+lr"]
 LEVEL = {"core-nodet": 0, "core": 0, "+gradnorm": 1, "+lastgrad": 1.5, "+record": 2, "+finite": 3, "+lr": 4}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +39,29 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _temp_beside(path: Path) -> str:
+    """Create an empty, uniquely named temp file in path's folder and return its name.
+
+    Created with os.open(O_EXCL, 0o666) rather than tempfile.mkstemp: mkstemp
+    makes files 0600, and os.replace keeps that mode, so colleagues sharing
+    the results folder could not read the run. Here the kernel applies the
+    process umask (and any default ACL of the folder), as for any other output.
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return str(tmp)
+    raise FileExistsError(f"could not create a temp file beside {path}")
+
+
 def _atomic(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _temp_beside(path)
     try:
         write(tmp)
         os.replace(tmp, path)

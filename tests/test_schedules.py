@@ -12,6 +12,7 @@ from torch import nn
 from bnlab.schedules import (
     accumulation,
     batch_size_schedule,
+    chosen_bounds,
     clr,
     ema_smooth,
     pick_lr_bounds,
@@ -31,7 +32,7 @@ def test_clr_matches_torch_cyclic_lr(mode, gamma, step):
     base, peak = 1e-5, 1e-2
     param = nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([param], lr=base)
-    # CyclicLR's defaults already match SCIENCE.md: step_size_down = step_size_up,
+    # CyclicLR's defaults already match Smith 2015's policies: step_size_down = step_size_up,
     # scale_mode "cycle" for triangular2 and "iterations" for exp_range (gamma**it).
     # cycle_momentum off: it would also cycle SGD's momentum, which clr does not do.
     sched = torch.optim.lr_scheduler.CyclicLR(opt, base_lr=base, max_lr=peak, step_size_up=step,
@@ -166,6 +167,20 @@ def test_pick_fallback_and_failures():
         pick_lr_bounds(grid, [2.3 + 0.1 * i for i in range(10)])
     with pytest.raises(ValueError, match="increasing"):
         pick_lr_bounds(grid[::-1], [2.3] * 10)
+
+
+def test_chosen_bounds_prefers_the_sweep_then_the_grid():
+    import pandas as pd
+
+    columns = ["curve", "lr_min", "lr_max", "error"]
+    both = pd.DataFrame([["grid", 1e-3, 1e-2, ""], ["sweep", 2e-3, 3e-2, ""]], columns=columns)
+    assert chosen_bounds(both, "rt") == {"lr_min": 2e-3, "lr_max": 3e-2, "curve": "sweep"}
+    grid_only = pd.DataFrame([["grid", 1e-3, 1e-2, ""], ["sweep", math.nan, math.nan, "never falls"]],
+                             columns=columns)
+    assert chosen_bounds(grid_only, "rt") == {"lr_min": 1e-3, "lr_max": 1e-2, "curve": "grid"}
+    none = pd.DataFrame([["sweep", math.nan, math.nan, "the loss never falls"]], columns=columns)
+    with pytest.raises(ValueError, match=r"'rt' picked no lr_min/lr_max \(sweep: the loss never falls\).*pick-rt"):
+        chosen_bounds(none, "rt")
 
 
 # ---- batch-size growth and accumulation -------------------------------------

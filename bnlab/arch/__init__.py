@@ -5,7 +5,8 @@
     build_section([("lenet5", (1, 28, 28))], out_dir)   # -> out_dir/section.json
 """
 
-from .accounting import layer_table, totals
+from bnlab.models.accounting import layer_table, totals
+
 from .inception import Inception, inception_summary, inception_table, naive_inception, reduction_inception
 from .receptive import receptive_field_formula, receptive_field_probe, receptive_field_table
 from .reference import (

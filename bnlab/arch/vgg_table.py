@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .accounting import layer_table
+from bnlab.models.accounting import layer_table
+
 from .fmt import short
 from .reference import VGG_INPUT, vgg19
 

@@ -1,4 +1,5 @@
-"""Loss landscape studies: Santurkar et al. probes (probes.py) and the course's band across learning rates (band.py).
+"""Loss landscape studies: Santurkar et al. probes (bnlab.train.probes, taken during training) and the course's
+band across learning rates (band.py).
 
     from bnlab.landscape import probe_step, summarise_probe, last_layer_grad
     rows = probe_step(model, xb, yb, lr, etas=(0.5, 1, 2, 4))      # after backward, before optimizer.step()
@@ -7,10 +8,11 @@
 Figures live in bnlab.landscape.figures (imported on demand: it loads matplotlib).
 """
 
+from bnlab.train.probes import (METHODS, PROBE_COLUMNS, check_probe_method, has_active_dropout, last_layer_grad,
+                                last_linear, probe_step, summarise_probe)
+
 from .band import (beta_smoothness, course_band, grad_predictiveness_band, loss_band, probe_band, run_ends,
                    smooth, stack_runs)
-from .probes import (METHODS, PROBE_COLUMNS, check_probe_method, has_active_dropout, last_layer_grad, last_linear,
-                     probe_step, summarise_probe)
 
 __all__ = [
     "METHODS",

@@ -24,7 +24,7 @@ finite value, so it ends where the first run of the group stopped; steps="any"
 keeps every step that has at least one run, with n_runs saying how many. Where
 each run stopped is in run_ends(), and in every band's attrs["ends"] (records).
 
-Santurkar et al. probes (probes.py): `probe_band` turns per-run probe tables
+Santurkar et al. probes (bnlab.train.probes): `probe_band` turns per-run probe tables
 (step, eta, step_size, loss, grad_change, beta) into, per group and step, the
 band over eta (loss_min/max, grad_change_min/max) and beta_max.
 

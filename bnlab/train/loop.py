@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from bnlab.landscape.probes import last_linear, probe_step
+from bnlab.train.probes import last_linear, probe_step
 from bnlab.schedules import accumulation
 from bnlab.train.batches import BatchPlan, plan_batches
 from bnlab.train.checkpoint import CheckpointPolicy, restore_rng_states, rng_states, save_checkpoint

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from bnlab.arch.accounting import layer_table, totals
+from bnlab.models.accounting import layer_table, totals
 
 BYTES_PER_VALUE = 4  # float32
 # Every layer output is kept for the backward pass and gets a gradient of the

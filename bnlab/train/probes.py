@@ -10,7 +10,7 @@ and in train mode (BN uses batch statistics, as in training):
     beta         grad_change / || s g ||_2                 (nan where g = 0)
 
 The per-step "effective beta-smoothness" is the max of beta over the etas
-(`summarise_probe`). SCIENCE.md's range "eta in [0.5, 4] x lr" is
+(`summarise_probe`). Santurkar et al. 2018's step sizes, eta in [0.5, 4] x lr, are
 `etas=(0.5, 1, 2, 4)` here.
 
 The probe leaves the model exactly as it found it, so that the optimizer step
