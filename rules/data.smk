@@ -1,4 +1,5 @@
 # One cached tensor file per dataset (uint8 images, labels, split, stats).
+from bnlab.data.limits import val_size_for
 
 
 rule prepare_data:
@@ -9,7 +10,8 @@ rule prepare_data:
     params:
         data_dir=PLAN.config["data"]["data_dir"],
         download=PLAN.config["data"]["download"],
-        val_size=PLAN.config["data"]["val_size"],
+        # a number for every dataset, or per dataset (bnlab.data.limits.val_size_for)
+        val_size=lambda wildcards: val_size_for(PLAN.config["data"], wildcards.dataset),
         split_seed=PLAN.config["data"]["split_seed"],
     resources:
         mem_mb=4000,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bnlab.config import ConfigError, build_plan, load_config, load_schema, resolve_run
+from bnlab.config import ConfigError, build_plan, load_config, load_schema, resolve_run, validate_config
 from bnlab.data import DATASETS
 from bnlab.models import ACTIVATIONS, BN_PLACEMENTS, INIT_SCHEMES, list_models
 from bnlab.params import DIRECTORY_PARAMS, PARAM_NAMES, RunSpec, run_paramspaces
@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def small_config(**study_overrides):
     study = {"title": "t", "question": "q", "grid": {"bn": ["none", "hidden"]}, "seeds": [0, 1]}
     study.update(study_overrides)
-    return {"defaults": {"dataset": "digits", "epochs": 1}, "studies": {"s": study}}
+    # digits has 1437 training images: the schema's default val_size of 5000 does not fit
+    return {"data": {"val_size": 300}, "defaults": {"dataset": "digits", "epochs": 1}, "studies": {"s": study}}
 
 
 def test_grid_times_seeds_and_defaults_filled():
@@ -26,7 +27,9 @@ def test_grid_times_seeds_and_defaults_filled():
     assert len(study.runs) == 4
     assert study.axes == ["bn"]
     assert {r.seed for r in study.runs} == {0, 1}
-    assert plan.config["data"]["val_size"] == 5000  # schema default
+    assert plan.config["data"]["val_size"] == 300 and plan.config["data"]["split_seed"] == 0  # schema default
+    unset = {k: v for k, v in small_config().items() if k != "data"}
+    assert validate_config(unset)["data"]["val_size"] == 5000  # schema default
     assert study.runs[0].batch_size == 128 and study.runs[0].optimizer == "adam"
 
 

@@ -1,7 +1,8 @@
 """Inception modules (Szegedy et al. 2015, Fig. 2): naive and with dimension reduction, as real modules.
 
 The seed's Figure 1 (its filter numbers) is not in the seed's text; the filter
-numbers are the common lecture example (SCIENCE.md, "Architecture accounting"):
+numbers are the common lecture example (Stanford CS231n 2017, lecture 9, "CNN
+Architectures", on a 28x28x256 input):
 naive = 1x1 conv 128 | 3x3 conv 192 | 5x5 conv 96 | 3x3 max-pool stride 1
 same padding, concatenated along channels; dimension reduction = the same plus
 1x1 convs of 64 before the 3x3 and the 5x5 and a 1x1 conv of 64 after the pool.
@@ -17,11 +18,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .accounting import layer_table, totals
+from bnlab.models.accounting import layer_table, totals
 
 LECTURE_FILTERS = {"1x1": 128, "3x3": 192, "5x5": 96, "reduce3x3": 64, "reduce5x5": 64, "pool_proj": 64}
 SEED_INPUT: tuple[int, int, int] = (256, 32, 32)
-SCIENCE_INPUT: tuple[int, int, int] = (256, 28, 28)  # SCIENCE.md's cross-check
+CROSS_CHECK_INPUT: tuple[int, int, int] = (256, 28, 28)  # the lecture example's own input: a second size
 
 
 def _conv(c_in: int, c_out: int, k: int) -> nn.Sequential:

@@ -15,12 +15,12 @@ import pandas as pd
 import torch
 
 from bnlab.models import create_model
+from bnlab.models.accounting import layer_table, shape_text, totals
 from bnlab.runfolder import write_json
 
 from . import reference as ref
-from .accounting import layer_table, shape_text, totals
 from .fmt import short, thousands
-from .inception import LECTURE_FILTERS, SCIENCE_INPUT, SEED_INPUT, inception_summary
+from .inception import CROSS_CHECK_INPUT, LECTURE_FILTERS, SEED_INPUT, inception_summary
 from .receptive import receptive_field_formula, receptive_field_probe, receptive_field_table
 from .vgg_table import vgg19_seed_table
 
@@ -28,8 +28,8 @@ SECTION_FILE = "section.json"
 
 FIGURE1_NOTE = (
     "The seed's Figure 1 (the inception filter numbers) is not in its text; the common lecture example is used "
-    f"(SCIENCE.md): naive = 1x1 conv {LECTURE_FILTERS['1x1']}, 3x3 conv {LECTURE_FILTERS['3x3']}, "
-    f"5x5 conv {LECTURE_FILTERS['5x5']}, 3x3 max-pool (stride 1, same padding), concatenated; dimension "
+    f"(Stanford CS231n 2017, lecture 9): naive = 1x1 conv {LECTURE_FILTERS['1x1']}, "
+    f"3x3 conv {LECTURE_FILTERS['3x3']}, 5x5 conv {LECTURE_FILTERS['5x5']}, 3x3 max-pool (stride 1, same padding), concatenated; dimension "
     f"reduction adds 1x1 convs of {LECTURE_FILTERS['reduce3x3']} before the 3x3 and "
     f"{LECTURE_FILTERS['reduce5x5']} before the 5x5 and a 1x1 conv of {LECTURE_FILTERS['pool_proj']} after the pool."
 )
@@ -182,7 +182,7 @@ def section_data(models_used: Sequence[tuple[str, tuple[int, int, int]]]) -> dic
     # Inception
     inc_rows, breakdown = [], []
     summaries = {}
-    for shape in (SEED_INPUT, SCIENCE_INPUT):
+    for shape in (SEED_INPUT, CROSS_CHECK_INPUT):
         s = summaries[shape] = inception_summary(shape)
         for key, label in (("naive", "naive"), ("reduction", "dimension reduction")):
             saving = ("" if key == "naive" else
@@ -210,7 +210,7 @@ def section_data(models_used: Sequence[tuple[str, tuple[int, int, int]]]) -> dic
         ["module", "branch", "output", "multiplies"],
         breakdown,
     ))
-    sci = summaries[SCIENCE_INPUT]
+    sci = summaries[CROSS_CHECK_INPUT]
     findings.append(
         f"On a 32x32x256 input the naive inception module outputs {hwc(seed['naive']['output_shape'])} with "
         f"{thousands(seed['naive']['macs'])} multiplies; with dimension reduction "
@@ -218,7 +218,8 @@ def section_data(models_used: Sequence[tuple[str, tuple[int, int, int]]]) -> dic
         f"with {thousands(seed['reduction']['macs'])}: {seed['saving_ratio']:.2f}x fewer "
         f"({100 * seed['saving_fraction']:.1f}% saved), because the 1x1 convs shrink 256 channels to 64 before the "
         f"expensive 3x3 and 5x5 convs and the pool branch no longer passes all 256 channels on. On 28x28x256 "
-        f"(SCIENCE.md's cross-check): {thousands(sci['naive']['macs'])} vs {thousands(sci['reduction']['macs'])}."
+        f"(the lecture example's own input, as a cross-check): {thousands(sci['naive']['macs'])} vs "
+        f"{thousands(sci['reduction']['macs'])}."
     )
     findings.append(FIGURE1_NOTE)
     return {"tables": tables, "figures": [], "findings": findings}

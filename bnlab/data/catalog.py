@@ -54,7 +54,18 @@ APT_PACKAGES: dict[str, tuple[str, str]] = {
     "fashion_mnist": ("dataset-fashion-mnist", "/usr/share/datasets/fashion-mnist"),  # Debian
 }
 
+DIGITS_N_IMAGES = 1797  # images in scikit-learn's load_digits()
 DIGITS_N_TEST = 360  # load_digits() has no official test split; we carve one this size
+
+# Images of each dataset's training file (before the validation split) and test file:
+# what the config is checked against before any job (bnlab.data.limits). The readers
+# do not consult these; tests check them against the files.
+TRAIN_IMAGES: dict[str, int] = {
+    "fashion_mnist": 60000, "mnist": 60000, "cifar10": 50000, "digits": DIGITS_N_IMAGES - DIGITS_N_TEST,
+}
+TEST_IMAGES: dict[str, int] = {
+    "fashion_mnist": 10000, "mnist": 10000, "cifar10": 10000, "digits": DIGITS_N_TEST,
+}
 
 
 def check_name(name: str) -> None:

@@ -1,7 +1,8 @@
 """Building blocks shared by every model: BN placement, activation and dropout.
 
 The placement rules live here once, so every architecture follows the same
-ones (see SCIENCE.md and the seeds):
+ones (Ioffe & Szegedy 2015, section 3.2, for BN; seed 003 and Srivastava et
+al. 2014 for dropout):
 - BN after each hidden conv/linear, before the nonlinearity; never after the
   output layer; optionally also on the network input.
 - dropout_in on the raw input (after the input BN); dropout_hidden on the input
