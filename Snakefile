@@ -16,8 +16,6 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/analyze.smk"
-include: "rules/figures.smk"
-include: "rules/sections.smk"
 include: "rules/report.smk"
 
 

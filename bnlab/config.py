@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from bnlab.data.limits import DataLimitError, check_data_limits
 from bnlab.params import NOT_APPLICABLE, PARAM_NAMES, POLICY_PARAMS, RunSpec, format_number, format_widths, is_pick
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
@@ -139,7 +140,8 @@ class StudyPlan:
     runs: list[RunSpec]  # empty for studies that train nothing (kind arch, gradcheck)
     axes: list[str] = field(default_factory=list)  # parameters that vary, seed excluded
     seeds: list[int] = field(default_factory=list)
-    analyses: list[str] = field(default_factory=list)
+    analyses: list[str] = field(default_factory=list)  # in report order (bnlab.analyses resolves prerequisites)
+    analysis_options: dict[str, dict] = field(default_factory=dict)  # analysis -> its options from the config
     references: list[dict] = field(default_factory=list)
     kind: str = "train"
     options: dict = field(default_factory=dict)
@@ -326,17 +328,35 @@ def _canonical_partial(partial: dict) -> dict[str, str]:
     return out
 
 
+def _analysis_entries(entries: list, where: list) -> tuple[list[str], dict[str, dict]]:
+    """'name' or {name: {options}} items -> names in order and each one's options."""
+    names, options = [], {}
+    for i, entry in enumerate(entries):
+        name, opts = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+        if name in names:
+            raise ConfigError(f"config error at '{_path_text(where + [i])}': analysis '{name}' is listed twice")
+        names.append(name)
+        options[name] = dict(opts)
+    return names, options
+
+
 def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
     where = ["studies", name]
+    analyses, analysis_options = _analysis_entries(study["analyses"], where + ["analyses"])
     if study["kind"] != "train":
         # Studies that train nothing: the grid keys would be silently ignored, so refuse them.
         for key in ("fixed", "grid", "exclude", "analyses", "references"):
             if study[key]:
                 raise ConfigError(f"config error at '{_path_text(where + [key])}': a study of kind "
                                   f"'{study['kind']}' trains nothing and takes no {key}")
+        # The kind names its one analysis; the study's options are that analysis's options.
         return StudyPlan(name=name, title=study["title"], question=study["question"], source=study["source"],
                          notes=study["notes"], runs=[], seeds=list(study["seeds"]), kind=study["kind"],
-                         options=dict(study["options"]))
+                         options=dict(study["options"]), analyses=[study["kind"]],
+                         analysis_options={study["kind"]: dict(study["options"])})
+    if study["options"]:
+        raise ConfigError(f"config error at '{_path_text(where + ['options'])}': a training study sets its "
+                          "analyses' options in its analyses list ({name: {option: value}})")
     for key, value in study["fixed"].items():
         _check_param(key, value, where + ["fixed", key])
     grids = study["grid"] if isinstance(study["grid"], list) else [study["grid"]]
@@ -385,7 +405,8 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         runs=run_list,
         axes=axes_list,
         seeds=list(study["seeds"]),
-        analyses=list(study["analyses"]),
+        analyses=analyses,
+        analysis_options=analysis_options,
         references=references,
     )
 
@@ -408,6 +429,10 @@ def build_plan(config: dict) -> Plan:
         raise ConfigError("config error at 'defaults.seed': set seeds with each study's 'seeds' list")
     studies = {name: _expand_study(name, study, cfg["defaults"]) for name, study in cfg["studies"].items()}
     _check_picks(studies)
+    try:
+        check_data_limits(cfg, studies)  # batch sizes and val_size against the datasets' image counts
+    except DataLimitError as err:
+        raise ConfigError(str(err)) from None
     return Plan(config=cfg, studies=studies)
 
 

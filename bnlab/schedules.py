@@ -2,7 +2,8 @@
 
 - clr: cyclical learning rates (Smith 2015), triangular / triangular2 / exp_range.
 - range_test_lr, range_test_grid, pick_lr_bounds: the LR range test and a
-  rule that reads lr_min and lr_max off its loss curve.
+  rule that reads lr_min and lr_max off its loss curve; chosen_bounds: the
+  picks that 'pick-<study>' runs train with, from a study's picks table.
 - step_decay: the lr-decay baseline for "increase the batch size instead".
 - batch_size_schedule, accumulation: batch doubling at a fixed lr, and how
   a batch too large for memory is split into equal micro-batches.
@@ -16,6 +17,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for the annotation: this module needs no pandas to run
+    import pandas as pd
 
 CLR_MODES = ("triangular", "triangular2", "exp_range")
 
@@ -25,7 +30,7 @@ CLR_MODES = ("triangular", "triangular2", "exp_range")
 
 def clr(it: int, base_lr: float, max_lr: float, step_size: int, mode: str = "triangular",
         gamma: float = 1.0) -> float:
-    """Cyclical learning rate at iteration `it` (0-based), Smith 2015 eqs. as in SCIENCE.md.
+    """Cyclical learning rate at iteration `it` (0-based), by the equations of Smith 2015, section 3.1.
 
     cycle = floor(1 + it / (2 step)); x = |it / step - 2 cycle + 1|;
     lr = base + (max - base) * max(0, 1 - x) * scale, with scale 1
@@ -226,6 +231,26 @@ def pick_lr_bounds(
         "lr_blowup": lrs[n] if n < len(lrs) else None,
         "smoothed": smoothed + [math.nan] * (len(raw) - len(smoothed)),
     }
+
+
+PICKS_TABLE = "lr_range.csv"  # where an lr_range analysis writes the picks chosen_bounds reads
+
+
+def chosen_bounds(table: pd.DataFrame, source: str = "") -> dict:
+    """The (lr_min, lr_max) that runs with 'pick-<study>' train with, from a picks table.
+
+    The exponential sweep is Smith's own method and reads the curve at many
+    rates, so its picks win; the grid's are the fallback. A range test that
+    gave no bounds is an error that says so, never a made-up rate.
+    """
+    for curve in ("sweep", "grid"):
+        rows = table[(table.curve == curve) & table.lr_max.notna() & table.lr_min.notna()]
+        if len(rows):
+            r = rows.iloc[0]
+            return {"lr_min": float(r.lr_min), "lr_max": float(r.lr_max), "curve": curve}
+    errors = "; ".join(f"{r.curve}: {r.error}" for r in table.itertuples() if isinstance(r.error, str) and r.error)
+    raise ValueError(f"the LR range test of study '{source}' picked no lr_min/lr_max ({errors or 'no curve'}); "
+                     "give lr and lr_min as numbers instead of pick-" + source)
 
 
 # ---- batch-size growth ------------------------------------------------------

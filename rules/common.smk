@@ -1,13 +1,17 @@
 # Shared set-up: validate the config, expand studies into runs, path helpers.
+import os
+
 from snakemake.exceptions import WorkflowError
 
-from bnlab.config import ConfigError, build_plan
-from bnlab.data.catalog import INPUT_SHAPES
+from bnlab.analyses import get_analysis, list_analyses
+from bnlab.analyses.runner import plan_extra
+from bnlab.config import ConfigError
+from bnlab.workflow import analysis_code, load_plan, report_code
 from bnlab.runfolder import OUTPUT_FILES
 from bnlab.params import DIRECTORY_PARAMS, PARAM_NAMES, PATH_KEYS, PICK_PREFIX, is_pick, run_paramspaces
 
 try:
-    PLAN = build_plan(config)
+    PLAN = load_plan(config)  # studies expanded into runs, analyses resolved against the registry
 except ConfigError as err:
     # No job is planned with a bad config; the message names the field.
     raise WorkflowError(str(err)) from None
@@ -30,11 +34,7 @@ wildcard_constraints:
     dataset="[^/~]+",
     model="[^/~]+",
     study="|".join(PLAN.studies),
-
-
-# (model, input shape) of every network the training studies use: what the
-# architecture-accounting study tabulates.
-MODELS_USED = sorted({(r.model, INPUT_SHAPES[r.dataset]) for r in PLAN.runs})
+    analysis="|".join(list_analyses()),
 
 
 def run_dir(run):
@@ -45,30 +45,22 @@ def study_run_files(study_name, filename):
     return [f"{run_dir(r)}/{filename}" for r in PLAN.studies[study_name].runs]
 
 
-def study_fixed_params(study_name):
-    """Parameters the study does not vary (not columns of its runs.csv)."""
-    study = PLAN.studies[study_name]
-    first = study.runs[0].as_strings()
-    return {p: v for p, v in first.items() if p not in study.axes and p != "seed"}
+def analysis_folder(study_name, analysis):
+    return f"{R}/studies/{study_name}/{analysis}"
+
+
+def analysis_inputs(study_name, analysis):
+    """A (study, analysis) job's inputs, from the registry's declaration: every run's metrics.json and the
+    run files it reads, the folders of the analyses it needs, and its code."""
+    entry = get_analysis(analysis)
+    inputs = {"code": analysis_code(analysis)}
+    if entry.trains:
+        for name in dict.fromkeys(("metrics.json",) + entry.reads):
+            inputs[name.split(".")[0]] = study_run_files(study_name, name)
+    inputs["needs"] = [analysis_folder(study_name, need) for need in entry.needs]
+    return inputs
 
 
 def study_outputs(study_name):
-    """Every file the report needs from one study."""
-    study = PLAN.studies[study_name]
-    folder = f"{R}/studies/{study_name}"
-    if study.kind != "train":
-        return [f"{folder}/section.json"]
-    files = [f"{folder}/{name}" for name in ("runs.csv", "summary.csv", "learning_curves.png")]
-    if "bn_curves" in study.analyses:
-        files += [f"{folder}/bn_curves_acc.png", f"{folder}/bn_curves_loss.png"]
-    if "speedup" in study.analyses:
-        files += [f"{folder}/speedup.csv", f"{folder}/speedup_per_seed.csv"]
-    if "bn_params" in study.analyses:
-        files += [f"{folder}/bn_layers.csv", f"{folder}/bn_violins.png"]
-    if "lr_range" in study.analyses:
-        files += [f"{folder}/lr_range.png", f"{folder}/lr_range.csv"]
-    if "batch_growth" in study.analyses:
-        files += [f"{folder}/batch_growth.png", f"{folder}/batch_growth.csv", f"{folder}/batch_growth_runs.csv"]
-    if "landscape" in study.analyses:
-        files += [f"{folder}/landscape_course.png", f"{folder}/landscape_probes.png", f"{folder}/landscape.csv"]
-    return files
+    """Every analysis folder the report needs from one study, in report order."""
+    return [analysis_folder(study_name, a) for a in PLAN.studies[study_name].analyses]

@@ -1,4 +1,4 @@
-# The report: every study's tables and figures -> HTML -> PDF (weasyprint).
+# The report: every study's analysis fragments -> HTML -> PDF (weasyprint).
 
 
 rule report:
@@ -6,6 +6,7 @@ rule report:
         studies=[f for study in PLAN.studies for f in study_outputs(study)],
         template="report/template.html.j2",
         style="report/style.css",
+        code=report_code(),
     output:
         html=f"{R}/report.html",
         pdf=REPORT_PDF,
@@ -13,6 +14,30 @@ rule report:
         f"{R}/logs/report.log",
     params:
         plan=PLAN,
+    localrule: True
+    conda:
+        "../envs/bnlab.yaml"
+    script:
+        "../scripts/render_report.py"
+
+
+# A report from the runs that finished (README, "When a run fails"): its inputs are the
+# runs that exist now, so it re-renders when more finish; the strict report above
+# stays what `snakemake` builds.
+rule partial_report:
+    input:
+        finished=lambda wc: [f for f in (f"{run_dir(r)}/metrics.json" for r in PLAN.runs) if os.path.exists(f)],
+        template="report/template.html.j2",
+        style="report/style.css",
+        code=sorted(set(report_code()) | {f for a in list_analyses() for f in analysis_code(a)}),
+    output:
+        html=f"{R}/report-partial.html",
+        pdf=f"{R}/report-partial.pdf",
+    log:
+        f"{R}/logs/report-partial.log",
+    params:
+        plan=PLAN,
+        partial=True,
     localrule: True
     conda:
         "../envs/bnlab.yaml"

@@ -4,9 +4,9 @@
 rule train:
     input:
         data=f"{R}/data/{{dataset}}.pt",
-        # lr / lr_min "pick-<study>": that study's range-test picks, so a new
-        # range test retrains the runs that use its rates.
-        picks=lambda wc: [f"{R}/studies/{v[len(PICK_PREFIX):]}/lr_range.csv"
+        # lr / lr_min "pick-<study>": that study's lr_range analysis (its folder
+        # holds the picks), so a new range test retrains the runs that use its rates.
+        picks=lambda wc: [analysis_folder(v[len(PICK_PREFIX):], "lr_range")
                           for v in dict.fromkeys((wc.lr, wc.lrmin)) if is_pick(v)],
     output:
         **{name.split(".")[0]: f"{RUN_DIR}/{name}" for name in RUN_OUTPUTS},

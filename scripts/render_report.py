@@ -12,4 +12,5 @@ render_report(
     pdf_path=snakemake.output.pdf,  # noqa: F821
     template=snakemake.input.template,  # noqa: F821
     style=snakemake.input.style,  # noqa: F821
+    partial=snakemake.params.get("partial", False),  # noqa: F821
 )

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from bnlab import runfolder
-from bnlab.analysis.batch_growth import findings, policy_table, summary
+from bnlab.analyses.batch_growth import findings, policy_table, summary
 from bnlab.config import ConfigError, build_plan
 from bnlab.models import create_model
 from bnlab.schedules import batch_size_schedule, growth_boundaries, lr_decay_factor
@@ -229,7 +229,8 @@ def test_picked_rates_are_trained_with_and_recorded(tmp_path, digits_path, make_
 
 
 def test_policy_table_and_generalisation_answer(tmp_path, digits_path):
-    cfg = {"defaults": {"dataset": "digits", "widths": [32], "epochs": 2, "lr": 0.01, "batch_size": 16},
+    cfg = {"data": {"val_size": 300},  # as digits_path: digits has 1437 training images
+           "defaults": {"dataset": "digits", "widths": [32], "epochs": 2, "lr": 0.01, "batch_size": 16},
            "studies": {"bg": {"title": "t", "question": "q", "source": "s",
                               "grid": [{"batch_growth_every": [4], "batch_growth_max": [128],
                                         "batch_growth_via": ["batch", "lr"]},
@@ -255,7 +256,7 @@ def test_policy_table_and_generalisation_answer(tmp_path, digits_path):
 
 
 def test_policies_in_words():
-    from bnlab.analysis.batch_growth import lr_text
+    from bnlab.analyses.batch_growth import lr_text
 
     assert lr_text(0.02, 0.02, 0.02, 0.02) == "0.02"
     assert lr_text(0.02, 0.0003, 0.0003, 0.02) == "0.02 → 0.0003"

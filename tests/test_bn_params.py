@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnlab.analysis.bn_params import (
+from bnlab.analyses.bn_params import (
     bn_findings,
     display_layer,
     final_bn_params,

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from bnlab.analysis.findings import bn_comparison_findings, generic_findings
-from bnlab.analysis.summary import summarize
+from bnlab.analyses.summary import bn_comparison_findings, generic_findings
+from bnlab.analyses.summary import summarize
 
 
 def runs_table():
@@ -46,11 +46,12 @@ def test_generic_findings_name_best_worst_and_divergence():
 
 def test_run_table_keeps_an_epochs_axis(tmp_path, digits_path):
     """A grid over epochs must not be overwritten by metrics.json's epochs-trained figure."""
-    from bnlab.analysis.collect import collect_runs
+    from bnlab.analyses.collect import collect_runs
     from bnlab.config import build_plan
     from bnlab.train import execute_run
 
-    cfg = {"defaults": {"dataset": "digits", "widths": [16], "batch_size": 64},
+    cfg = {"data": {"val_size": 300},  # as digits_path: digits has 1437 training images
+           "defaults": {"dataset": "digits", "widths": [16], "batch_size": 64},
            "studies": {"s": {"title": "t", "question": "q", "grid": {"epochs": [1, 2]}}}}
     study = build_plan(cfg).studies["s"]
     for run in study.runs:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bnlab.analysis.lr_range import grid_curve, lr_range_findings, picks, sweep_curve
+from bnlab.analyses.lr_range import grid_curve, lr_range_findings, picks, sweep_curve
 
 
 def write_run(root, name, history=None, steps=None):

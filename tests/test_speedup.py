@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnlab.analysis.speedup import (
+from bnlab.analyses.speedup import (
     bootstrap_geomean_ci, speedup_findings, speedup_paired, speedup_per_seed,
 )
 

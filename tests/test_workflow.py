@@ -52,8 +52,8 @@ def test_smoke_config_builds_the_report(tmp_path):
                    "lr from smoke_lr (sweep)", "Rates written pick-smoke_lr are those the sweep LR range test"):
         assert needle in text, needle
     # the growing-batch runs trained with the range test's pick, and accumulated above the memory cap
-    picks = pd.read_csv(results / "studies" / "smoke_lr" / "lr_range.csv")
-    growth = pd.read_csv(results / "studies" / "smoke_growth" / "batch_growth_runs.csv")
+    picks = pd.read_csv(results / "studies" / "smoke_lr" / "lr_range" / "lr_range.csv")
+    growth = pd.read_csv(results / "studies" / "smoke_growth" / "batch_growth" / "batch_growth_runs.csv")
     assert growth.lr_first.iloc[0] == pytest.approx(picks[picks.curve == "sweep"].lr_max.iloc[0])
     assert growth.max_micro_batches.max() > 1
     images = sum(len(page.images) for page in reader.pages)
@@ -63,14 +63,14 @@ def test_smoke_config_builds_the_report(tmp_path):
     again = snakemake("-n", *args)
     assert "Nothing to be done" in again.stdout + again.stderr
     # A new range test result retrains exactly the runs that use its picks.
-    table = results / "studies" / "smoke_lr" / "lr_range.csv"
+    table = results / "studies" / "smoke_lr" / "lr_range" / "lr_range.csv"
     picks.loc[picks.curve == "sweep", "lr_max"] *= 0.5  # as if the range test had picked another lr_max
     picks.to_csv(table, index=False)
     trains = snakemake("-n", *args)
     assert trains.stdout.count("rule train:") == 3, trains.stdout[-2000:]  # the 3 smoke_growth runs
-    assert "rule lr_range:" not in trains.stdout
+    assert "smoke_lr/lr_range" not in trains.stdout.split("rule train:")[0]  # the range test itself is not redone
     assert snakemake("--cores", "2", *args).returncode == 0
-    growth = pd.read_csv(results / "studies" / "smoke_growth" / "batch_growth_runs.csv")
+    growth = pd.read_csv(results / "studies" / "smoke_growth" / "batch_growth" / "batch_growth_runs.csv")
     assert growth.lr_first.iloc[0] == pytest.approx(picks[picks.curve == "sweep"].lr_max.iloc[0])
     # ... and editing the template re-renders the report without retraining.
 
@@ -84,3 +84,19 @@ def test_smoke_config_builds_the_report(tmp_path):
     finally:
         template.write_text(original_text)
         os.utime(template, (original_stat.st_atime, original_stat.st_mtime))
+
+    # Editing code an analysis uses (a figure module, imported by the summary
+    # analysis) re-runs that analysis in every study and the report, never training.
+    figure_code = ROOT / "bnlab" / "figures" / "curves.py"
+    original_text, original_stat = figure_code.read_text(), figure_code.stat()
+    try:
+        figure_code.write_text(original_text + "# edited by test_workflow\n")
+        plan = snakemake("-n", *args)
+        jobs = plan.stdout
+        assert "rule train:" not in jobs and "rule report:" in jobs, jobs[-2000:]
+        assert jobs.count("rule analysis:") == 3, jobs[-3000:]  # the learning curves of the 3 studies
+        assert "study=smoke_bn, analysis=learning_curves" in jobs
+        assert "analysis=summary" not in jobs and "analysis=lr_range" not in jobs
+    finally:
+        figure_code.write_text(original_text)
+        os.utime(figure_code, (original_stat.st_atime, original_stat.st_mtime))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bnlab.analysis.batch_growth import loss_by_epoch
+from bnlab.analyses.batch_growth import loss_by_epoch
 from bnlab.figures.style import FULL_WIDTH_IN, apply_style, palette, plt, wrap
 
 

@@ -12,7 +12,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bnlab.analysis.bn_params import layer_order
+from bnlab.analyses.bn_params import layer_order
 from bnlab.figures.style import FULL_WIDTH_IN, apply_style, palette, plt
 
 SUBTITLE = "learned BN gamma/beta per layer at the end of training (distribution over channels and seeds)"

@@ -19,12 +19,21 @@ def render_html(context: dict, template: str | Path, style: str | Path) -> str:
 
 
 def render_report(plan: Plan, *, html_path: str | Path, pdf_path: str | Path, template: str | Path,
-                  style: str | Path) -> None:
+                  style: str | Path, partial: bool = False) -> None:
+    """The strict report from every analysis folder, or (partial=True) one from the runs that finished."""
     import weasyprint
 
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting chatter
     results = Path(plan.config["results"])
-    html = render_html(report_context(plan, results), template, style)
+    if partial:
+        from bnlab.report.partial import compute_partial
+
+        root, failed = compute_partial(plan, results)
+        context = report_context(plan, results, studies_root=root, partial=failed)
+    else:
+        context = report_context(plan, results)
+    html = render_html(context, template, style)
+    # The HTML sits in the results folder and names its images relative to it.
     Path(html_path).write_text(html)
     weasyprint.HTML(string=html, base_url=str(results.resolve())).write_pdf(pdf_path)
     print(f"report written: {pdf_path}")

@@ -17,13 +17,14 @@ from bnlab.config import config_hash
 from bnlab.data import load_prepared
 from bnlab.models import bn_layers, count_parameters, create_model
 from bnlab.params import RunSpec, format_number
-from bnlab.schedules import batch_size_schedule
+from bnlab.schedules import PICKS_TABLE, batch_size_schedule, chosen_bounds
 from bnlab.provenance import code_version, hardware, library_versions
 from bnlab.train.batches import fixed_plan
 from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoint, remove_checkpoint
 from bnlab.train.loop import LoopResult, train_loop
 from bnlab.train.lr_policy import lr_function
 from bnlab.train.memory import micro_batch_cap
+from bnlab.train.probes import PROBE_COLUMNS
 from bnlab.train.tensors import device_splits, fast_layout
 
 
@@ -68,18 +69,18 @@ def bn_snapshotter(model: torch.nn.Module):
 def resolve_picks(spec: RunSpec, pick_tables: dict[str, str | Path] | None) -> tuple[RunSpec, dict]:
     """spec with 'pick-<study>' rates replaced by that study's range-test picks, and what was used.
 
-    pick_tables maps a study to its lr_range.csv. The run folder keeps the
-    reference; config.json and metrics.json record the numbers trained with.
+    pick_tables maps a study to its lr_range.csv, or to the folder of its
+    lr_range analysis that holds it. The run folder keeps the reference;
+    config.json and metrics.json record the numbers trained with.
     """
     if not spec.picks:
         return spec, {}
-    from bnlab.analysis.lr_range import chosen_bounds
-
     values, used = {}, {}
     for param, study in spec.picks.items():
         if not pick_tables or study not in pick_tables:
             raise ValueError(f"{param} is pick-{study} but no lr_range.csv of study '{study}' was given")
-        bounds = chosen_bounds(pd.read_csv(pick_tables[study]), study)
+        table = Path(pick_tables[study])
+        bounds = chosen_bounds(pd.read_csv(table / PICKS_TABLE if table.is_dir() else table), study)
         # lr is the top rate (the range test's lr_max); lr_min is kept as text like every lr_min
         value = bounds["lr_max"] if param == "lr" else bounds["lr_min"]
         values[param] = value if param == "lr" else format_number(value)
@@ -219,7 +220,7 @@ def execute_run(
         "last_grad_change": result.step_last_grad_change.numpy(),
         "lr": result.step_lr,
     })
-    probes = pd.DataFrame(result.probe_rows, columns=["step", "epoch", "eta", "step_size", "loss", "grad_change", "beta"])
+    probes = pd.DataFrame(result.probe_rows, columns=["step", "epoch", *PROBE_COLUMNS])
     bn = pd.DataFrame(result.bn_rows, columns=["step", "epoch", "layer", "layer_index", "kind", "channel", "gamma", "beta"])
     metrics = summarise(spec, result, history)
     metrics.update({

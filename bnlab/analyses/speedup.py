@@ -17,6 +17,9 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from bnlab.analyses.collect import read_runs
+from bnlab.analyses.registry import Analysis, register, table
+from bnlab.analyses.registry import fragment as make_fragment
 from bnlab.params import NOT_APPLICABLE
 
 BN_AXIS = "bn"
@@ -362,3 +365,50 @@ def speedup_findings(paired: pd.DataFrame) -> list[str]:
             sentences.append(f"{prefix}{who} has no speedup over {_baseline_name(r['baseline'])} "
                              f"(0/{n} seeds reached): {miss_text}.")
     return sentences
+
+
+# ------------------------------------------------------- the registry entry
+PER_SEED_CSV, PAIRED_CSV = "speedup_per_seed.csv", "speedup.csv"
+
+
+def compute(ctx) -> None:
+    summary = ctx.folder("summary")
+    axes = ctx.study.axes
+    per_seed = speedup_per_seed(read_runs(summary / "runs.csv", axes), pd.read_parquet(summary / "curves.parquet"),
+                                axes)
+    per_seed.to_csv(ctx.out / PER_SEED_CSV, index=False)
+    speedup_paired(per_seed).to_csv(ctx.out / PAIRED_CSV, index=False)
+    print(per_seed.to_string())
+
+
+def wall_text(row) -> str:
+    """Wall-clock speedup cell: estimate and interval when the steps speedup has a number."""
+    value = row.get("wall_speedup")
+    if value is None or pd.isna(value):
+        return "—"
+    low, high = row.get("wall_ci_low"), row.get("wall_ci_high")
+    if low is None or pd.isna(low):
+        return f"{value:.2f}x"
+    return f"{value:.2f}x [{low:.2f}, {high:.2f}]"
+
+
+def speedup_table(paired: pd.DataFrame) -> dict:
+    rows = [[r["setting"], r["bn"], r["text"], wall_text(r)] for _, r in paired.iterrows()]
+    return table("Speedup from BN: optimizer steps (and training seconds) the no-BN run needs to reach its "
+                 "best validation accuracy, divided by those the BN run needs to reach the same accuracy; "
+                 "geometric mean over seeds, percentile bootstrap interval over seeds.",
+                 ["setting", "BN", "steps speedup [95% CI]", "wall-clock speedup [95% CI]"], rows,
+                 ["diverged" in str(r["text"]) for _, r in paired.iterrows()])
+
+
+def fragment(ctx) -> dict:
+    paired = pd.read_csv(ctx.out / PAIRED_CSV)
+    return make_fragment(tables=[speedup_table(paired)], findings=speedup_findings(paired),
+                         references=["Ioffe & Szegedy 2015"])
+
+
+register(Analysis(
+    name="speedup",
+    description="steps (and seconds) the no-BN run needs to reach its best validation accuracy over those "
+                "the BN run needs, paired by seed, bootstrap interval (Ioffe & Szegedy 2015)",
+    compute=compute, fragment=fragment, needs=("summary",)))

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bnlab.schedules import pick_lr_bounds
+from bnlab.analyses.collect import read_runs
+from bnlab.analyses.formats import fmt_num
+from bnlab.analyses.registry import Analysis, figure, register, table
+from bnlab.analyses.registry import fragment as make_fragment
+from bnlab.params import PARAM_NAMES
+from bnlab.runfolder import HISTORY, STEPS
+from bnlab.schedules import PICKS_TABLE, pick_lr_bounds
 
 
 def grid_curve(runs: pd.DataFrame, run_root: str | Path) -> pd.DataFrame:
@@ -67,18 +73,45 @@ def lr_range_findings(table: pd.DataFrame) -> list[str]:
     return sentences
 
 
-def chosen_bounds(table: pd.DataFrame, source: str = "") -> dict:
-    """The (lr_min, lr_max) that runs with 'pick-<study>' train with, from a picks table.
+# ------------------------------------------------------- the registry entry
+# The picks table: runs with lr: pick-<study> read it (bnlab.schedules.chosen_bounds).
+PICKS_CSV, FIGURE_PNG = PICKS_TABLE, "lr_range.png"
 
-    The exponential sweep is Smith's own method and reads the curve at many
-    rates, so its picks win; the grid's are the fallback. A range test that
-    gave no bounds is an error that says so, never a made-up rate.
-    """
-    for curve in ("sweep", "grid"):
-        rows = table[(table.curve == curve) & table.lr_max.notna() & table.lr_min.notna()]
-        if len(rows):
-            r = rows.iloc[0]
-            return {"lr_min": float(r.lr_min), "lr_max": float(r.lr_max), "curve": curve}
-    errors = "; ".join(f"{r.curve}: {r.error}" for r in table.itertuples() if isinstance(r.error, str) and r.error)
-    raise ValueError(f"the LR range test of study '{source}' picked no lr_min/lr_max ({errors or 'no curve'}); "
-                     "give lr and lr_min as numbers instead of pick-" + source)
+
+def compute(ctx) -> None:
+    from bnlab.figures.lr_range import plot_lr_range  # matplotlib: loaded only when drawing
+
+    study = ctx.study
+    runs = read_runs(ctx.folder("summary") / "runs.csv", study.axes)
+    first = study.runs[0].as_strings()
+    for column in PARAM_NAMES:  # parameters the study holds fixed are not columns of runs.csv
+        if column not in study.axes and column != "seed":
+            runs[column] = first[column]
+    grid, sweep = grid_curve(runs, ctx.run_root), sweep_curve(runs, ctx.run_root)
+    found = picks(grid, sweep)
+    found.to_csv(ctx.out / PICKS_CSV, index=False)
+    plot_lr_range(grid, sweep, found, ctx.out / FIGURE_PNG, title=study.title, dataset_note=ctx.where)
+    print(found.to_string())
+
+
+def fragment(ctx) -> dict:
+    # empty numbers (no blow-up seen) read as NaN; empty texts as ""
+    found = pd.read_csv(ctx.out / PICKS_CSV, dtype={"error": str, "rule": str})
+    found = found.assign(error=found.error.fillna(""), rule=found.rule.fillna(""))
+    rows = [[r["curve"], fmt_num(r["lr_at_min"], 2), fmt_num(r["lr_min"], 2), fmt_num(r["lr_max"], 2),
+             fmt_num(r["lr_blowup"], 2) or "—"] for _, r in found.iterrows()]
+    return make_fragment(
+        figures=[figure(FIGURE_PNG, f"LR range test {ctx.where}: final training loss of each constant-rate run "
+                                    "(left) and every step's loss of one exponential sweep (right), with the "
+                                    "picked lr_min and lr_max.")],
+        tables=[table("LR range test picks. Rule: " + (found.rule.iloc[0] if len(found) else ""),
+                      ["curve", "lowest loss at lr", "lr_min", "lr_max", "blew up from lr"], rows,
+                      [bool(e) for e in found.error])],
+        findings=lr_range_findings(found), references=["Smith 2017"])
+
+
+register(Analysis(
+    name="lr_range",
+    description="LR range test: loss against lr for constant-rate runs and a range_test sweep, lr_min / lr_max "
+                "picked (seed 003 p. 2; Smith 2017); studies with lr: pick-<study> train with its picks",
+    compute=compute, fragment=fragment, reads=(HISTORY, STEPS), needs=("summary",)))

@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bnlab.analyses.formats import fmt_loss, fmt_pct
+from bnlab.analyses.registry import Analysis, figure, register, table
+from bnlab.analyses.registry import fragment as make_fragment
 from bnlab.config import StudyPlan
 from bnlab.params import RunSpec
 from bnlab.runfolder import METRICS, STEPS, read_json
@@ -157,3 +160,49 @@ def findings(summ: pd.DataFrame, n_seeds: int) -> list[str]:
         out.append(f"Generalisation: the growing-batch model is " + "; and ".join(verdicts)
                    + f". Differences within {why} count as similar ({seeds}).")
     return out
+
+
+# ------------------------------------------------------- the registry entry
+FIGURE_PNG, RUNS_CSV, TABLE_CSV = "batch_growth.png", "batch_growth_runs.csv", "batch_growth.csv"
+
+
+def compute(ctx) -> None:
+    from bnlab.figures.batch_growth import plot_batch_growth  # matplotlib: loaded only when drawing
+
+    study = ctx.study
+    runs = policy_table(study, ctx.run_root)
+    runs.to_csv(ctx.out / RUNS_CSV, index=False)
+    summ = summary(runs)
+    summ.to_csv(ctx.out / TABLE_CSV, index=False)
+    plot_batch_growth(step_table(study, ctx.run_root), runs, ctx.out / FIGURE_PNG, title=study.title,
+                      dataset_note=ctx.where)
+    print(summ.to_string())
+
+
+def fragment(ctx) -> dict:
+    summ = pd.read_csv(ctx.out / TABLE_CSV, keep_default_na=False, na_values=[""])
+    summ["picked"] = summ.picked.fillna("")
+    picked = "; ".join(f"{r.policy}: {r.picked}" for r in summ.itertuples() if r.picked)
+    rows = [[r.policy + (f" (diverged {r.diverged}/{r.runs})" if r.diverged else ""),
+             f"{r.updates:,.0f}", f"{r.batch_first}→{r.batch_last}", str(r.max_micro_batches),
+             lr_text(r.lr_first, r.lr_last, r.lr_low, r.lr_high), fmt_loss(r.final_train_loss),
+             fmt_loss(r.final_test_loss),
+             fmt_pct(r.test_acc) + (f" ± {100 * r.test_acc_sd:.1f}" if r.test_acc_sd == r.test_acc_sd else ""),
+             f"{r.train_seconds:.0f}"] for r in summ.itertuples()]
+    return make_fragment(
+        figures=[figure(FIGURE_PNG, f"Growing batch against decaying lr {ctx.where}: training loss by data seen and "
+                                    "by optimizer update, and each policy's batch size and learning rate. The lr "
+                                    "decay divides lr by the factor the batch grows by, at the same number of "
+                                    "samples (Smith et al. 2017).")],
+        tables=[table("Policies at equal data seen (means over seeds; test accuracy ± seed s.d.)."
+                      + (f" Rates picked by the range test: {picked}." if picked else ""),
+                      ["policy", "updates", "batch", "micro-batches", "lr", "train loss", "test loss",
+                       "test acc %", "train s"], rows, [bool(r.diverged) for r in summ.itertuples()])],
+        findings=findings(summ, len(ctx.study.seeds)), references=["Smith et al. 2017"])
+
+
+register(Analysis(
+    name="batch_growth",
+    description="growing batch against the matching lr decay and other schedules at equal data seen: figure, "
+                "policy table, generalisation answer (seed 003 p. 2.3; Smith et al. 2017)",
+    compute=compute, fragment=fragment, reads=(METRICS, STEPS)))

@@ -15,6 +15,9 @@ import numpy as np
 import pandas as pd
 
 from bnlab import runfolder
+from bnlab.analyses.collect import read_runs
+from bnlab.analyses.registry import Analysis, figure, register, table
+from bnlab.analyses.registry import fragment as make_fragment
 
 INPUT_DISPLAY = "input"
 FINAL_COLUMNS = ("label", "seed", "layer", "layer_display", "layer_index", "kind", "channel",
@@ -192,3 +195,45 @@ def bn_findings(summary: pd.DataFrame, no_bn_labels: Sequence[str] = ()) -> list
     if summary.empty and not no_bn_labels:
         sentences.append("No run of this study has batch norm.")
     return sentences
+
+
+# ------------------------------------------------------- the registry entry
+LAYERS_CSV, PARAMS, VIOLINS_PNG = "bn_layers.csv", "bn_params.parquet", "bn_violins.png"
+
+
+def compute(ctx) -> None:
+    from bnlab.figures.violins import plot_bn_violins  # matplotlib: loaded only when drawing
+
+    runs = read_runs(ctx.folder("summary") / "runs.csv", ctx.study.axes)
+    bn = final_bn_params([(r.label, int(r.seed), ctx.run_root / r.run_dir) for r in runs.itertuples()])
+    bn.to_parquet(ctx.out / PARAMS, index=False)
+    per_layer_summary(bn).to_csv(ctx.out / LAYERS_CSV, index=False)
+    no_bn = [label for label in dict.fromkeys(runs.label) if label not in set(bn.label)]
+    plot_bn_violins(bn, ctx.out / VIOLINS_PNG, title=f"{ctx.study.title} ({ctx.where})", no_bn_labels=no_bn)
+
+
+def layers_table(layers: pd.DataFrame) -> dict:
+    rows = []
+    for _, r in layers.iterrows():
+        rows.append([r["label"], r["layer"], str(int(r["channels"])),
+                     f"{r['gamma_mean']:.3f} ± {r['gamma_sd']:.3f}" if pd.notna(r["gamma_sd"]) else f"{r['gamma_mean']:.3f}",
+                     f"{r['gamma_min']:.2f}..{r['gamma_max']:.2f}",
+                     f"{r['beta_mean']:.3f} ± {r['beta_sd']:.3f}" if pd.notna(r["beta_sd"]) else f"{r['beta_mean']:.3f}",
+                     f"{r['beta_min']:.2f}..{r['beta_max']:.2f}"])
+    return table("Learned BN parameters per layer at the end of training, pooled over channels and seeds.",
+                 ["setting", "layer", "channels", "gamma mean ± sd", "gamma min..max", "beta mean ± sd",
+                  "beta min..max"], rows)
+
+
+def fragment(ctx) -> dict:
+    layers = pd.read_csv(ctx.out / LAYERS_CSV)
+    return make_fragment(
+        figures=[figure(VIOLINS_PNG, f"Learned BN gamma (top) and beta (bottom) per layer at the end of training, "
+                                     f"{ctx.where}; each violin is the distribution over channels and seeds; "
+                                     "dashed lines: the initial values.")],
+        tables=[layers_table(layers)], findings=bn_findings(layers))
+
+
+register(Analysis(name="bn_params", description="learned BN gamma/beta per layer at the end of training: table, "
+                                                 "violin plots, findings (seed 003 p. 1)",
+                  compute=compute, fragment=fragment, reads=(runfolder.BN_PARAMS,), needs=("summary",)))

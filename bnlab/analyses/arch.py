@@ -1,0 +1,40 @@
+"""Architecture accounting (seed 003 p. 3): parameters, activations and multiplies of the studies' models.
+
+Trains nothing: the tables are computed from the real modules (bnlab.arch).
+"""
+
+from __future__ import annotations
+
+from bnlab.analyses.registry import Analysis, fragment, register
+from bnlab.data.catalog import INPUT_SHAPES
+from bnlab.runfolder import read_json
+
+SECTION_JSON = "section.json"
+
+
+def models_used(plan, study) -> dict:
+    """(model, input shape) of every network the plan's training studies use: what the section tabulates."""
+    return {"models_used": sorted({(r.model, INPUT_SHAPES[r.dataset]) for r in plan.runs})}
+
+
+def compute(ctx) -> None:
+    from bnlab.arch.section import section_data
+    from bnlab.runfolder import write_json
+
+    used = [(name, tuple(shape)) for name, shape in ctx.extra.get("models_used", [])]
+    write_json(ctx.out / SECTION_JSON, section_data(used))
+
+
+def section_fragment(ctx) -> dict:
+    """A section.json written by a builder (tables with plain rows, findings) as a fragment."""
+    section = read_json(ctx.out / SECTION_JSON)
+    tables = [{"caption": t["caption"], "header": t["header"],
+               "rows": [{"cells": [str(c) for c in row], "diverged": False} for row in t["rows"]]}
+              for t in section.get("tables", [])]
+    return fragment(tables=tables, findings=section.get("findings", []), figures=section.get("figures", []))
+
+
+register(Analysis(
+    name="arch", description="parameters, activations and multiplies per layer of the studies' models, VGG19 "
+                             "and AlexNet tables, receptive fields, inception modules (seed 003 p. 3)",
+    compute=compute, fragment=section_fragment, trains=False, plan_params=models_used))

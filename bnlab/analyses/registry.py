@@ -1,0 +1,127 @@
+"""The analysis registry: one entry per analysis, like the model registry.
+
+An analysis turns one study's run folders into files (tables, figures) in
+its own folder, results/studies/<study>/<analysis>/, and then describes its
+report section as data, a *fragment*:
+
+    {"figures":  [{"file": "curves.png", "caption": "..."}],
+     "tables":   [{"caption": "...", "header": [...], "rows": [{"cells": [...], "diverged": False}]}],
+     "findings": ["sentence", ...],
+     "references": ["Ioffe & Szegedy 2015", ...],
+     "stats":    {...}}          # optional numbers the report's assembly uses (run counts, hours)
+
+An entry declares what it reads, so one generic Snakemake rule can give each
+(study, analysis) job exactly its inputs:
+
+- `reads`: run-folder files (names from bnlab.runfolder) of every run of the study;
+- `needs`: other analyses of the same study whose folders it reads (they are
+  added to a study's list, before it, when the config leaves them out);
+- `options`: option name -> JSON-schema fragment with a default; the config
+  sets them per study and they are validated (errors name the field);
+- `trains`: whether the analysis needs a study with runs (arch and gradcheck do not);
+- `plan_params`: plan-wide values beyond the study's runs that it depends on.
+
+Adding an analysis is one module that calls `register(Analysis(...))`, plus
+its name in a study's `analyses:` list. A module outside the package can be
+loaded with the config's `analysis_plugins:` (paths to .py files).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FRAGMENT = "fragment.json"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    description: str
+    compute: Callable[[Any], None]  # (AnalysisContext) -> writes files into ctx.out
+    fragment: Callable[[Any], dict]  # (AnalysisContext) -> the report fragment, from those files
+    reads: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    options: dict[str, dict] = field(default_factory=dict)
+    trains: bool = True
+    # (plan, study) -> dict of plan-wide values the analysis depends on beyond its
+    # study's runs (arch: the models every study trains); its job re-runs when they change
+    plan_params: Callable[[Any, Any], dict] | None = None
+    module: str = ""  # set by register(): the module whose code (and imports) the job depends on
+    source: str = ""  # its file, for plug-ins loaded by path
+
+    def defaults(self) -> dict:
+        return {name: schema["default"] for name, schema in self.options.items()}
+
+
+_ANALYSES: dict[str, Analysis] = {}
+
+
+def register(analysis: Analysis) -> Analysis:
+    """Put an analysis in the registry under its name (twice is an error: names are config keys)."""
+    existing = _ANALYSES.get(analysis.name)
+    module = analysis.compute.__module__
+    source = getattr(sys.modules.get(module), "__file__", "") or ""
+    entry = Analysis(**{**analysis.__dict__, "module": module, "source": source})
+    if existing is not None and existing.source != entry.source:
+        raise ValueError(f"analysis {analysis.name!r} is registered twice ({existing.source}, {entry.source})")
+    for name, schema in analysis.options.items():
+        if "default" not in schema:
+            raise ValueError(f"analysis {analysis.name!r}: option {name!r} needs a default")
+    _ANALYSES[analysis.name] = entry
+    return entry
+
+
+def get_analysis(name: str) -> Analysis:
+    load_builtin()
+    if name not in _ANALYSES:
+        raise KeyError(f"unknown analysis {name!r}; registered: {', '.join(list_analyses())}")
+    return _ANALYSES[name]
+
+
+def list_analyses() -> list[str]:
+    load_builtin()
+    return sorted(_ANALYSES)
+
+
+def load_builtin() -> None:
+    """Import the package's analysis modules (importing one registers it)."""
+    from bnlab.analyses import BUILTIN
+
+    for module in BUILTIN:
+        importlib.import_module(f"bnlab.analyses.{module}")
+
+
+def load_plugin(path: str | Path) -> None:
+    """Import a .py file that registers analyses (the config's analysis_plugins)."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"analysis plug-in {path} does not exist")
+    name = "bnlab_plugin_" + "".join(c if c.isalnum() else "_" for c in path.stem)
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
+        return
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+# ------------------------------------------------------------ fragment parts
+def figure(file: str, caption: str) -> dict:
+    return {"file": file, "caption": caption}
+
+
+def table(caption: str, header: list[str], rows: list[list], diverged: list[bool] | None = None) -> dict:
+    """A table part; `diverged` marks rows the report shows as diverged."""
+    marks = diverged or [False] * len(rows)
+    return {"caption": caption, "header": list(header),
+            "rows": [{"cells": [str(c) for c in row], "diverged": bool(d)} for row, d in zip(rows, marks)]}
+
+
+def fragment(*, figures=(), tables=(), findings=(), references=(), stats=None) -> dict:
+    return {"figures": list(figures), "tables": list(tables), "findings": list(findings),
+            "references": list(references), "stats": dict(stats or {})}

@@ -1,1 +1,0 @@
-"""Aggregation of run folders into study tables (pure pandas, no Snakemake)."""
