@@ -189,10 +189,6 @@ class Plan:
     def train_studies(self) -> list[str]:
         return [n for n, s in self.studies.items() if s.kind == "train"]
 
-    @property
-    def section_studies(self) -> list[str]:
-        """Studies whose report section one rule writes whole (section.json)."""
-        return [n for n, s in self.studies.items() if s.kind != "train"]
 
     @property
     def config_hash(self) -> str:

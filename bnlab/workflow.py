@@ -63,5 +63,10 @@ def _plugin_imports(source: str) -> list[str]:
     return names
 
 
+def code_files(module: str) -> list[str]:
+    """A bnlab module's source and that of every bnlab module it imports (a job's code inputs)."""
+    return sorted(dict.fromkeys(_relative(Path(f)) for f in code_closure(module)))
+
+
 def report_code() -> list[str]:
-    return sorted(dict.fromkeys(_relative(Path(f)) for f in code_closure("bnlab.report.render")))
+    return code_files("bnlab.report.render")

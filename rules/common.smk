@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 from bnlab.analyses import get_analysis, list_analyses
 from bnlab.analyses.runner import plan_extra
 from bnlab.config import ConfigError
-from bnlab.workflow import analysis_code, load_plan, report_code
+from bnlab.workflow import analysis_code, code_files, load_plan, report_code
 from bnlab.runfolder import OUTPUT_FILES
 from bnlab.params import DIRECTORY_PARAMS, PARAM_NAMES, PATH_KEYS, PICK_PREFIX, is_pick, run_paramspaces
 

@@ -4,9 +4,9 @@
 rule train:
     input:
         data=f"{R}/data/{{dataset}}.pt",
-        # lr / lr_min "pick-<study>": that study's lr_range analysis (its folder
-        # holds the picks), so a new range test retrains the runs that use its rates.
-        picks=lambda wc: [analysis_folder(v[len(PICK_PREFIX):], "lr_range")
+        # lr / lr_min "pick-<study>": that study's range-test picks (rule lr_picks),
+        # so a new range test retrains the runs that use its rates.
+        picks=lambda wc: [f"{R}/picks/{v[len(PICK_PREFIX):]}/lr_range.csv"
                           for v in dict.fromkeys((wc.lr, wc.lrmin)) if is_pick(v)],
     output:
         **{name.split(".")[0]: f"{RUN_DIR}/{name}" for name in RUN_OUTPUTS},
@@ -25,3 +25,26 @@ rule train:
         "../envs/bnlab.yaml"
     script:
         "../scripts/train.py"
+
+
+# The picks a pick-<study> run trains with, from that study's range-test runs. Its own job
+# (bnlab/lr_picks.py), apart from the lr_range analysis, so editing analysis or report
+# code never retrains those runs; editing the pick rule does.
+rule lr_picks:
+    input:
+        metrics=lambda wc: study_run_files(wc.study, "metrics.json"),
+        history=lambda wc: study_run_files(wc.study, "history.parquet"),
+        steps=lambda wc: study_run_files(wc.study, "steps.parquet"),
+        code=lambda wc: code_files("bnlab.lr_picks"),
+    output:
+        f"{R}/picks/{{study}}/lr_range.csv",
+    log:
+        f"{R}/logs/lr_picks/{{study}}.log",
+    params:
+        study=lambda wc: PLAN.studies[wc.study],
+        run_root=f"{R}/runs",
+    localrule: True
+    conda:
+        "../envs/bnlab.yaml"
+    script:
+        "../scripts/lr_picks.py"

@@ -159,7 +159,7 @@ def test_a_crashed_run_leaves_a_partial_report_and_the_strict_one_refuses(tmp_pa
     config.write_text(yaml.safe_dump(cfg))
     strict = snakemake("--cores", "2", "--keep-going", "--configfile", str(config))
     assert strict.returncode != 0 and not (results / "report.pdf").exists()
-    out = snakemake("--cores", "2", "--configfile", str(config), "partial_report")
+    out = snakemake("partial_report", "--cores", "2", "--configfile", str(config))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = pdf_text(results / "report-partial.pdf")
     assert "INCOMPLETE REPORT" in text

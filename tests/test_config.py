@@ -158,7 +158,7 @@ def test_studies_that_train_nothing():
     cfg = small_config()
     cfg["studies"]["arch"] = {"kind": "arch", "title": "a", "question": "q"}
     plan = build_plan(cfg)
-    assert plan.studies["arch"].runs == [] and plan.section_studies == ["arch"]
+    assert plan.studies["arch"].runs == [] and plan.studies["arch"].analyses == ["arch"]
     assert plan.train_studies == ["s"]
     cfg["studies"]["arch"]["grid"] = {"lr": [0.1]}
     with pytest.raises(ConfigError, match="studies.arch.grid.*trains nothing"):

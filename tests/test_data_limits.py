@@ -75,7 +75,11 @@ def test_val_size_must_leave_training_images():
         build_plan(config(val_size=5000, batch_size=2))
     with pytest.raises(ConfigError, match=r"'data.val_size' \(val_size: 1437\)"):
         build_plan(config(val_size=1437, batch_size=2))
-    build_plan(config(val_size=1435, batch_size=2))  # 2 training images left: the smallest batch
+    # below the file's size but above what digits' preparation holds out: refused, not changed silently
+    with pytest.raises(ConfigError, match=r"'data.val_size' \(val_size: 301\): scikit-learn digits \(8x8\) holds out "
+                                          r"at most 300"):
+        build_plan(config(val_size=301, batch_size=2))
+    build_plan(config(val_size=300, batch_size=2))
 
 
 def test_val_size_per_dataset():
@@ -127,7 +131,12 @@ def test_shipped_configs_pass_and_keep_their_prepare_data_values():
         assert resolved == val and type(resolved) is int
     rule = (ROOT / "rules" / "data.smk").read_text()
     assert 'val_size_for(PLAN.config["data"], wildcards.dataset)' in rule
-    assert "300" not in (ROOT / "scripts" / "prepare_data.py").read_text()  # no silent clamp
+    # The prepare script (left unchanged: a newer script re-prepares the data and retrains every run) holds
+    # out at most 300 digits images; the config check refuses anything it would change.
+    from bnlab.data.limits import MAX_VAL_SIZE
+
+    assert "min(params.val_size, 300) if name == \"digits\"" in (ROOT / "scripts" / "prepare_data.py").read_text()
+    assert MAX_VAL_SIZE["digits"] == 300
 
 
 def test_schema_describes_both_forms():

@@ -7,58 +7,14 @@ exponential sweep (lr_schedule range_test: every step's loss at its rate).
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-
 import pandas as pd
 
-from bnlab.analyses.collect import read_runs
 from bnlab.analyses.formats import fmt_num
 from bnlab.analyses.registry import Analysis, figure, register, table
 from bnlab.analyses.registry import fragment as make_fragment
-from bnlab.params import PARAM_NAMES
+from bnlab.lr_picks import grid_curve, picks, range_test_runs, sweep_curve  # noqa: F401  (re-exported)
 from bnlab.runfolder import HISTORY, STEPS
-from bnlab.schedules import PICKS_TABLE, pick_lr_bounds
-
-
-def grid_curve(runs: pd.DataFrame, run_root: str | Path) -> pd.DataFrame:
-    """Constant-rate runs: lr and final training loss (inf for a diverged run), sorted by lr."""
-    rows = []
-    for r in runs[runs.lr_schedule == "constant"].itertuples():
-        history = pd.read_parquet(Path(run_root) / r.run_dir / "history.parquet")
-        train = history[history.split == "train"]
-        loss = float(train.loss.iloc[-1]) if len(train) else math.nan
-        rows.append({"lr": float(r.lr), "loss": loss if r.status == "ok" else math.inf,
-                     "status": r.status, "seed": r.seed})
-    return pd.DataFrame(rows, columns=["lr", "loss", "status", "seed"]).sort_values("lr", ignore_index=True)
-
-
-def sweep_curve(runs: pd.DataFrame, run_root: str | Path) -> pd.DataFrame:
-    """The range-test sweep run(s): every step's lr and training loss."""
-    frames = []
-    for r in runs[runs.lr_schedule == "range_test"].itertuples():
-        steps = pd.read_parquet(Path(run_root) / r.run_dir / "steps.parquet")
-        frames.append(steps[["step", "lr", "loss"]].assign(seed=r.seed))
-    if not frames:
-        return pd.DataFrame(columns=["step", "lr", "loss", "seed"])
-    return pd.concat(frames, ignore_index=True)
-
-
-def picks(grid: pd.DataFrame, sweep: pd.DataFrame) -> pd.DataFrame:
-    """lr_min and lr_max by the rule of bnlab.schedules.pick_lr_bounds, for each curve present."""
-    rows = []
-    for name, curve in (("grid", grid), ("sweep", sweep[sweep.seed == sweep.seed.min()] if len(sweep) else sweep)):
-        if len(curve) < 3:
-            continue
-        mean = curve.groupby("lr", sort=True).loss.mean().reset_index() if name == "grid" else curve
-        try:
-            p = pick_lr_bounds(mean.lr.tolist(), mean.loss.tolist())
-            rows.append({"curve": name, "lr_min": p["lr_min"], "lr_max": p["lr_max"], "lr_at_min": p["lr_at_min"],
-                         "lr_blowup": p["lr_blowup"], "rule": p["rule"], "error": ""})
-        except ValueError as err:  # the curve never falls: say so instead of inventing bounds
-            rows.append({"curve": name, "lr_min": None, "lr_max": None, "lr_at_min": None,
-                         "lr_blowup": None, "rule": "", "error": str(err)})
-    return pd.DataFrame(rows, columns=["curve", "lr_min", "lr_max", "lr_at_min", "lr_blowup", "rule", "error"])
+from bnlab.schedules import PICKS_TABLE
 
 
 def lr_range_findings(table: pd.DataFrame) -> list[str]:
@@ -74,23 +30,19 @@ def lr_range_findings(table: pd.DataFrame) -> list[str]:
 
 
 # ------------------------------------------------------- the registry entry
-# The picks table: runs with lr: pick-<study> read it (bnlab.schedules.chosen_bounds).
+# The picks table, as the lr_picks job writes it for training (it is not read from here).
 PICKS_CSV, FIGURE_PNG = PICKS_TABLE, "lr_range.png"
 
 
 def compute(ctx) -> None:
+    """The same curves and picks the lr_picks job computes for training (bnlab.lr_picks), drawn and tabled."""
     from bnlab.figures.lr_range import plot_lr_range  # matplotlib: loaded only when drawing
 
-    study = ctx.study
-    runs = read_runs(ctx.folder("summary") / "runs.csv", study.axes)
-    first = study.runs[0].as_strings()
-    for column in PARAM_NAMES:  # parameters the study holds fixed are not columns of runs.csv
-        if column not in study.axes and column != "seed":
-            runs[column] = first[column]
+    runs = range_test_runs(ctx.study.runs, ctx.run_root)
     grid, sweep = grid_curve(runs, ctx.run_root), sweep_curve(runs, ctx.run_root)
     found = picks(grid, sweep)
     found.to_csv(ctx.out / PICKS_CSV, index=False)
-    plot_lr_range(grid, sweep, found, ctx.out / FIGURE_PNG, title=study.title, dataset_note=ctx.where)
+    plot_lr_range(grid, sweep, found, ctx.out / FIGURE_PNG, title=ctx.study.title, dataset_note=ctx.where)
     print(found.to_string())
 
 
@@ -114,4 +66,4 @@ register(Analysis(
     name="lr_range",
     description="LR range test: loss against lr for constant-rate runs and a range_test sweep, lr_min / lr_max "
                 "picked (seed 003 p. 2; Smith 2017); studies with lr: pick-<study> train with its picks",
-    compute=compute, fragment=fragment, reads=(HISTORY, STEPS), needs=("summary",)))
+    compute=compute, fragment=fragment, reads=(HISTORY, STEPS)))

@@ -88,11 +88,19 @@ def list_analyses() -> list[str]:
     return sorted(_ANALYSES)
 
 
+# Modules of the package that are machinery, not analyses.
+MACHINERY = ("registry", "runner", "collect", "formats")
+
+
+def builtin_modules() -> list[str]:
+    """Every other module of bnlab/analyses/ is an analysis: adding one is adding a file."""
+    folder = Path(__file__).parent
+    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_") and p.stem not in MACHINERY)
+
+
 def load_builtin() -> None:
     """Import the package's analysis modules (importing one registers it)."""
-    from bnlab.analyses import BUILTIN
-
-    for module in BUILTIN:
+    for module in builtin_modules():
         importlib.import_module(f"bnlab.analyses.{module}")
 
 

@@ -66,8 +66,14 @@ def training_split(config_data: Mapping[str, Any], run: RunSpec) -> tuple[int, s
     return split, how
 
 
+# Largest validation hold-out the prepare_data job takes per dataset: it holds
+# out at most 300 of digits' 1437 training images (scripts/prepare_data.py), so a
+# larger value is refused here rather than changed there without a word.
+MAX_VAL_SIZE = {"digits": 300}
+
+
 def check_val_size(config_data: Mapping[str, Any], dataset: str, used_by: str = "") -> None:
-    """val_size must leave training images: smaller than the dataset's training file."""
+    """val_size must leave training images: smaller than the dataset's training file (and within its cap)."""
     n_file, val = TRAIN_IMAGES[dataset], val_size_for(config_data, dataset)
     if val >= n_file:
         users = f" (used by {used_by})" if used_by else ""
@@ -75,6 +81,12 @@ def check_val_size(config_data: Mapping[str, Any], dataset: str, used_by: str = 
             f"config error at '{_val_size_field(config_data, dataset)}' (val_size: {val}): not smaller than the "
             f"{n_file} training images of {display_name(dataset)}{users}; hold out fewer (val_size may be set "
             f"per dataset, e.g. data.val_size: {{{dataset}: {max(1, round(n_file / 5, -2))}, {DEFAULT_KEY}: 5000}})")
+    cap = MAX_VAL_SIZE.get(dataset)
+    if cap is not None and val > cap:
+        raise DataLimitError(
+            f"config error at '{_val_size_field(config_data, dataset)}' (val_size: {val}): {display_name(dataset)} "
+            f"holds out at most {cap} of its {n_file} training images for validation; set val_size per dataset, "
+            f"e.g. data.val_size: {{{dataset}: {cap}, {DEFAULT_KEY}: 5000}}")
 
 
 def check_run(config_data: Mapping[str, Any], run: RunSpec, where: str) -> None:
