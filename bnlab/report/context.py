@@ -125,15 +125,17 @@ def report_context(plan: Plan, results: Path, *, studies_root: Path | None = Non
         if partial is not None:
             section["completeness"] = completeness_table(study, results)
         studies.append(section)
+    incomplete = incomplete_summary(plan, results) if partial is not None else None
     return {
         "title": plan.config["report"]["title"],
         "subtitle": plan.config["report"]["subtitle"],
         "date": dt.date.today().isoformat(),
         "studies": studies,
-        "n_runs": len(plan.runs),
+        # a partial report is made from the runs that finished, and says so
+        "n_runs": len(plan.runs) if incomplete is None else incomplete["counts"]["done"] + incomplete["counts"]["diverged"],
         "n_diverged": sum(s["n_diverged"] for s in studies),
         "train_hours": sum(s["train_seconds"] for s in studies) / 3600,
-        "incomplete": incomplete_summary(plan, results) if partial is not None else None,
+        "incomplete": incomplete,
         "appendix": appendix_context(plan, results),
     }
 
