@@ -97,7 +97,16 @@ def imports(module: str, *, root: Path = ROOT) -> list[Import]:
     A module named by an import need not exist (a broken import is reported
     as what it names); check with is_module.
     """
-    path = module_file(module, root=root)
+    return _imports_in(module_file(module, root=root), _package_of(module, root).split("."), root)
+
+
+def file_imports(path: str | Path, *, root: Path = ROOT) -> list[Import]:
+    """The bnlab modules a source file outside the package imports (an analysis plug-in, say)."""
+    return _imports_in(Path(path), None, root)
+
+
+def _imports_in(path: Path, package: list[str] | None, root: Path) -> list[Import]:
+    """Imports of bnlab modules in one file; `package` resolves relative imports (None: a file outside bnlab)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: list[Import] = []
 
@@ -111,10 +120,11 @@ def imports(module: str, *, root: Path = ROOT) -> list[Import]:
                 add(alias.name, node.lineno)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = _package_of(module, root).split(".")
-                if node.level - 1 >= len(base):
+                if package is None:
+                    continue  # relative to something that is not bnlab
+                if node.level - 1 >= len(package):
                     raise ImportError(f"{path}:{node.lineno}: relative import beyond the top-level package")
-                base = base[: len(base) - (node.level - 1)]
+                base = package[: len(package) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""

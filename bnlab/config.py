@@ -144,7 +144,6 @@ class StudyPlan:
     analysis_options: dict[str, dict] = field(default_factory=dict)  # analysis -> its options from the config
     references: list[dict] = field(default_factory=list)
     kind: str = "train"
-    options: dict = field(default_factory=dict)
 
     @property
     def datasets(self) -> list[str]:
@@ -348,7 +347,7 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         # The kind names its one analysis; the study's options are that analysis's options.
         return StudyPlan(name=name, title=study["title"], question=study["question"], source=study["source"],
                          notes=study["notes"], runs=[], seeds=list(study["seeds"]), kind=study["kind"],
-                         options=dict(study["options"]), analyses=[study["kind"]],
+                         analyses=[study["kind"]],
                          analysis_options={study["kind"]: dict(study["options"])})
     if study["options"]:
         raise ConfigError(f"config error at '{_path_text(where + ['options'])}': a training study sets its "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bnlab.analyses.registry import get_analysis, load_plugin
 from bnlab.analyses.runner import resolve_plan
-from bnlab.codegraph import code_closure
+from bnlab.codegraph import code_closure, file_imports
 from bnlab.config import ConfigError, Plan, build_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,21 +46,8 @@ def analysis_code(name: str) -> list[str]:
     if analysis.module.startswith("bnlab."):
         files = code_closure(analysis.module)
     else:  # a plug-in loaded by path: the file itself and the bnlab code it imports
-        files = [Path(analysis.source)] + [f for m in _plugin_imports(analysis.source) for f in code_closure(m)]
+        files = [Path(analysis.source)] + [f for i in file_imports(analysis.source) for f in code_closure(i.module)]
     return sorted(dict.fromkeys(_relative(Path(f)) for f in files))
-
-
-def _plugin_imports(source: str) -> list[str]:
-    import ast
-
-    tree = ast.parse(Path(source).read_text())
-    names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [a.name for a in node.names if a.name.split(".")[0] == "bnlab"]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "bnlab":
-            names.append(node.module)
-    return names
 
 
 def code_files(module: str) -> list[str]:

@@ -41,7 +41,8 @@ rule lr_picks:
     log:
         f"{R}/logs/lr_picks/{{study}}.log",
     params:
-        study=lambda wc: PLAN.studies[wc.study],
+        # the runs alone: a new study title must not rewrite the picks (and so retrain their users)
+        runs=lambda wc: PLAN.studies[wc.study].runs,
         run_root=f"{R}/runs",
     localrule: True
     conda:

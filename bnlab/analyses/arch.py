@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from bnlab.analyses.registry import Analysis, fragment, register
 from bnlab.data.catalog import INPUT_SHAPES
-from bnlab.runfolder import read_json
+from bnlab.runfolder import read_json, write_json
 
 SECTION_JSON = "section.json"
 
@@ -19,7 +19,6 @@ def models_used(plan, study) -> dict:
 
 def compute(ctx) -> None:
     from bnlab.arch.section import section_data
-    from bnlab.runfolder import write_json
 
     used = [(name, tuple(shape)) for name, shape in ctx.extra.get("models_used", [])]
     write_json(ctx.out / SECTION_JSON, section_data(used))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from bnlab.analyses.registry import get_analysis
 from bnlab.analyses.runner import plan_extra, run_analysis
 from bnlab.config import Plan
 from bnlab.report.completeness import finished
@@ -33,7 +34,7 @@ def compute_partial(plan: Plan, results: str | Path, *, log=print) -> tuple[Path
             if study.runs and not done:
                 reasons[name] = "no run of this study has finished"
                 continue
-            missing_needs = [n for n in _needs(name) if n in reasons]
+            missing_needs = [n for n in get_analysis(name).needs if n in reasons]
             if missing_needs:
                 reasons[name] = f"it needs '{missing_needs[0]}', which could not be computed"
                 continue
@@ -46,8 +47,3 @@ def compute_partial(plan: Plan, results: str | Path, *, log=print) -> tuple[Path
         log(f"{study.name}: {len(done)}/{len(study.runs)} runs finished")
     return root, failed
 
-
-def _needs(name: str) -> tuple[str, ...]:
-    from bnlab.analyses.registry import get_analysis
-
-    return get_analysis(name).needs
