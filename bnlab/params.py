@@ -44,6 +44,7 @@ PATH_KEYS: dict[str, str] = {
     "epochs": "ep",
     "train_subset": "sub",
     "evals_per_epoch": "evals",
+    "eval_size": "evsz",
     "eval_test": "test",
     "normalize": "norm",
     "probe_every": "probe",
@@ -132,6 +133,9 @@ class RunSpec:
     epochs: int
     train_subset: int
     evals_per_epoch: int
+    # images of the stratified validation (and test) subset that curve points use; 0 = the whole split.
+    # The whole validation and test sets are evaluated once, at the end.
+    eval_size: int
     eval_test: str  # "final": test set evaluated at the end only; "every": at every evaluation
     normalize: bool
     probe_every: int  # Santurkar probes every k-th step (0 = none)

@@ -82,7 +82,7 @@ def _model(bn):
 
 def test_accumulated_step_equals_the_full_batch_step_without_bn():
     data = _splits()
-    data = Splits(**{k: (v.double() if v.is_floating_point() else v) for k, v in data.__dict__.items()})
+    data = Splits(**{k: (v.double() if v is not None and v.is_floating_point() else v) for k, v in data.__dict__.items()})
     results = []
     for cap in (0, 16):  # one 64-sample pass, or 4 accumulated micro-batches of 16
         model = _model("none")
@@ -101,7 +101,7 @@ def test_accumulation_with_bn_is_ghost_batch_norm():
     # With BN each micro-batch is normalised on its own statistics, so the step differs from the
     # full-batch one: the same gradient as averaging the micro-batches' own losses.
     data = _splits()
-    data = Splits(**{k: (v.double() if v.is_floating_point() else v) for k, v in data.__dict__.items()})
+    data = Splits(**{k: (v.double() if v is not None and v.is_floating_point() else v) for k, v in data.__dict__.items()})
     model = _model("hidden")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     train_loop(model, opt, data, epochs=1, batch_size=64, evals_per_epoch=1, order_seed=0, log=quiet,

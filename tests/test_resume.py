@@ -15,7 +15,7 @@ from bnlab.train import execute_run
 from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy
 
 TIMING = ["train_seconds", "wall_seconds"]
-VOLATILE_METRICS = {"train_seconds", "wall_seconds", "samples_per_second", "resumed_from_step", "libraries",
+VOLATILE_METRICS = {"train_seconds", "eval_seconds", "wall_seconds", "samples_per_second", "resumed_from_step", "libraries",
                     "hardware", "code_version"}
 
 

@@ -35,10 +35,11 @@ def test_run_folder_contract(tmp_path, digits_path, make_spec):
     assert run.metrics["status"] == "ok" and metrics["status"] == "ok"
     steps_per_epoch = (1437 - 300) // 64
     assert run.metrics["steps"] == 2 * steps_per_epoch
-    # history: step 0 + 4 evaluations for val/test, 4 for train
+    # history: step 0 + 4 evaluations for val, 4 for train, the whole val and test sets at the end
     h = run.history
     assert sorted(h[h.split == "val"].step) == [0] + eval_steps(steps_per_epoch, 2, 2) == [0, 8, 17, 26, 34]
-    assert set(h.split) == {"train", "val", "test"}
+    assert set(h.split) == {"train", "val", "val_full", "test_full"}
+    assert list(h[h.split == "test_full"].step) == list(h[h.split == "val_full"].step) == [34]
     assert len(h[h.split == "train"]) == 4
     steps = run.steps()
     assert list(steps.step) == list(range(1, 2 * steps_per_epoch + 1))
@@ -113,10 +114,11 @@ def test_cuda_request_without_gpu_is_a_clear_error(tmp_path, digits_path, make_s
 def test_test_set_at_the_end_unless_asked_every_time(tmp_path, digits_path, make_spec):
     execute_run(make_spec(evals_per_epoch=2), digits_path, tmp_path / "final", log=quiet)
     h = runfolder.load_run(tmp_path / "final").history
-    assert list(h[h.split == "test"].step) == [h.step.max()]
+    assert "test" not in set(h.split) and list(h[h.split == "test_full"].step) == [h.step.max()]
     execute_run(make_spec(evals_per_epoch=2, eval_test="every"), digits_path, tmp_path / "every", log=quiet)
     h = runfolder.load_run(tmp_path / "every").history
     assert list(h[h.split == "test"].step) == list(h[h.split == "val"].step)
+    assert list(h[h.split == "test_full"].step) == [h.step.max()]
 
 
 def test_bnlab_batch_norm_trains_like_torch(tmp_path, digits_path, make_spec):

@@ -1,7 +1,12 @@
 """Training speedup from batch norm, as Ioffe & Szegedy (2015) measured it.
 
 tau = the baseline run's best validation accuracy; t_X(tau) = the first
-evaluated optimizer step at which run X's validation accuracy >= tau;
+evaluated optimizer step at which run X's validation accuracy >= tau. Both are
+read from the validation curve, whose points all evaluate one fixed,
+class-stratified subset of the validation split (run parameter eval_size,
+bnlab.data.subsets): the same images for the baseline and the BN run, so tau
+and the steps are measured with one yardstick; the whole split is evaluated
+only at the end and does not enter the ratio.
 speedup = t_base(tau) / t_BN(tau). Each BN variant is paired with the baseline
 run of the same setting (every other axis equal) and the same seed, so the
 two runs share their initial draw and data order. Wall-clock speedup (training
@@ -23,7 +28,7 @@ from bnlab.analyses.registry import fragment as make_fragment
 from bnlab.params import NOT_APPLICABLE
 
 BN_AXIS = "bn"
-# Accuracies are fractions of a fixed validation set (granularity >= 1e-6 for any
+# Accuracies are fractions of a fixed validation subset (granularity >= 1e-6 for any
 # realistic size), so this only absorbs float noise, never a real difference.
 REACH_TOLERANCE = 1e-9
 

@@ -1,4 +1,4 @@
-"""Evaluation of a model on a whole split, in eval mode, without gradients."""
+"""Evaluation of a model on a split, in eval mode, under inference mode (no autograd bookkeeping)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over (x, y); restores the model's train/eval mode."""
     was_training = model.training

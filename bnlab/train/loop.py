@@ -36,6 +36,7 @@ class LoopState:
     perm: torch.Tensor | None = None  # that epoch's order (cpu), None before it is drawn
     prev_eval: int = 0
     train_seconds: float = 0.0
+    eval_seconds: float = 0.0  # evaluations, curve points and the final whole-split ones
     wall_seconds: float = 0.0  # elapsed before this process (resumed runs)
     status: str = "ok"
     diverged_step: int | None = None
@@ -59,6 +60,7 @@ class LoopResult:
     steps_per_epoch: int  # of the first epoch (every epoch's, with a fixed batch)
     batch_size: int  # of the first step
     train_seconds: float  # time spent in optimizer steps, evaluation excluded
+    eval_seconds: float = 0.0  # time spent evaluating
     history: list[dict] = field(default_factory=list)
     step_loss: torch.Tensor | None = None  # [steps_done] float32
     step_grad_norm: torch.Tensor | None = None
@@ -125,7 +127,8 @@ def train_loop(
     order = torch.Generator(device="cpu").manual_seed(order_seed)
     params = [p for p in model.parameters() if p.requires_grad]
     check_every = 1 if device.type == "cpu" else 25  # a finite check syncs the GPU
-    eval_batch = 128 if device.type == "cpu" else 1024  # measured: small batches are faster on a CPU
+    # bench/eval_batch.py: on a CPU, 128 (channels-last for conv nets) is the fastest or within noise of it
+    eval_batch = 128 if device.type == "cpu" else 1024
 
     if resume is not None:
         st: LoopState = resume["loop"]
@@ -157,21 +160,34 @@ def train_loop(
 
     set_lr(st.step)
 
+    def evaluated(split: str, x: torch.Tensor, y: torch.Tensor, base: dict) -> dict:
+        loss, acc = evaluate(model, x, y, eval_batch)
+        st.history.append({**base, "split": split, "loss": loss, "acc": acc, "images": len(x)})
+        return st.history[-1]
+
     def record_eval(step: int, final: bool = False) -> dict:
+        """Curve points at `step` (train since the last one, val and maybe test on their subsets);
+        at the end also the whole validation and test sets ("val_full", "test_full")."""
         base = {"step": step, "epoch": plan.progress(step), "lr": optimizer.param_groups[0]["lr"],
                 "train_seconds": st.train_seconds, "wall_seconds": time.perf_counter() - wall0}
         if step > st.prev_eval:
+            seen = sum(plan.sizes[st.prev_eval:step])
             st.history.append({**base, "split": "train",
                                "loss": float(st.losses[st.prev_eval:step].double().mean()),
-                               "acc": float(st.correct[st.prev_eval:step].sum()) / sum(plan.sizes[st.prev_eval:step])})
-        loss, acc = evaluate(model, data.val_x, data.val_y, eval_batch)
-        st.history.append({**base, "split": "val", "loss": loss, "acc": acc})
-        val_row = st.history[-1]
-        if final or eval_test == "every":
-            loss, acc = evaluate(model, data.test_x, data.test_y, eval_batch)
-            st.history.append({**base, "split": "test", "loss": loss, "acc": acc})
+                               "acc": float(st.correct[st.prev_eval:step].sum()) / seen, "images": seen})
+        e0 = time.perf_counter()
+        curve = {"val": evaluated("val", *data.curve("val"), base)}
+        if eval_test == "every":
+            curve["test"] = evaluated("test", *data.curve("test"), base)
+        if final:
+            for split in ("val", "test"):
+                if split in curve and data.curve_is_whole(split):  # the curve point was the whole split
+                    st.history.append({**curve[split], "split": f"{split}_full"})
+                else:
+                    evaluated(f"{split}_full", *data.whole(split), base)
+        st.eval_seconds += time.perf_counter() - e0
         st.prev_eval = step
-        return val_row
+        return curve["val"]
 
     def save():
         st.wall_seconds = time.perf_counter() - wall0
@@ -280,7 +296,7 @@ def train_loop(
     done = st.step
     return LoopResult(
         status=st.status, diverged_step=st.diverged_step, steps_done=done, steps_per_epoch=plan.steps_in_epoch(0),
-        batch_size=plan.sizes[0], train_seconds=st.train_seconds, history=st.history,
+        batch_size=plan.sizes[0], train_seconds=st.train_seconds, eval_seconds=st.eval_seconds, history=st.history,
         step_loss=st.losses[:done].float().cpu(), step_grad_norm=st.grad_norms[:done].float().cpu(),
         step_lr=st.step_lr[:done], bn_rows=st.bn_rows, resumed_from=resumed_from,
         step_last_grad_change=st.last_changes[:done].float().cpu(), probe_rows=st.probe_rows,

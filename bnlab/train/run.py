@@ -25,7 +25,7 @@ from bnlab.train.loop import LoopResult, train_loop
 from bnlab.train.lr_policy import lr_function
 from bnlab.train.memory import micro_batch_cap
 from bnlab.train.probes import PROBE_COLUMNS
-from bnlab.train.tensors import device_splits, fast_layout
+from bnlab.train.tensors import device_splits, fast_layout, with_curve_subsets
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -116,15 +116,23 @@ def summarise(spec: RunSpec, result: LoopResult, history: pd.DataFrame) -> dict:
         "samples": result.samples,
         "samples_per_second": result.samples / result.train_seconds if result.train_seconds > 0 else None,
     }
-    for split in ("train", "val", "test"):
+    # Curve splits: last and best curve point. best_val_acc is a curve statistic (on the
+    # evaluation subset); final_val_* and final_test_* are then the whole splits' ("*_full" rows).
+    for split in ("train", "val", "test", "val_full", "test_full"):
         rows = history[history.split == split]
         if rows.empty:
             continue
         last = rows.iloc[-1]
-        out[f"final_{split}_loss"] = float(last["loss"])
-        out[f"final_{split}_acc"] = float(last["acc"])
-        out[f"best_{split}_acc"], out[f"best_{split}_acc_step"] = _best(history, split, "acc", True)
-        out[f"best_{split}_loss"], _ = _best(history, split, "loss", False)
+        name = split.removesuffix("_full")
+        out[f"final_{name}_loss"] = float(last["loss"])
+        out[f"final_{name}_acc"] = float(last["acc"])
+        if split in ("train", "val", "test"):
+            out[f"best_{split}_acc"], out[f"best_{split}_acc_step"] = _best(history, split, "acc", True)
+            out[f"best_{split}_loss"], _ = _best(history, split, "loss", False)
+    out["eval_seconds"] = result.eval_seconds
+    out["eval_images"] = {split: int(history[history.split == split]["images"].iloc[-1])
+                          for split in ("val", "test", "val_full", "test_full")
+                          if (history.split == split).any()}
     return out
 
 
@@ -172,6 +180,7 @@ def execute_run(
     train_spec, picked = resolve_picks(spec, pick_tables)  # spec keeps the folder's identity
     data = load_prepared(data_path)
     splits = device_splits(data, train_subset=spec.train_subset, normalize=spec.normalize, device=dev)
+    splits = with_curve_subsets(splits, spec.eval_size)
     model = create_model(
         spec.model, input_shape=data.input_shape, num_classes=data.num_classes, bn=spec.bn, bn_impl=spec.bn_impl,
         activation=spec.activation, dropout_in=spec.dropout_in, dropout_hidden=spec.dropout_hidden,
@@ -188,7 +197,8 @@ def execute_run(
         optimizer.load_state_dict(resume["optimizer"])
     log(f"run {spec.relative_dir()}")
     log(f"data {data.name} from {data.source}: train {len(splits.train_x)} val {len(splits.val_x)} "
-        f"test {len(splits.test_x)}; model {spec.model} with {n_params:,} parameters on {dev} ({threads} threads)")
+        f"test {len(splits.test_x)} (curve points on {len(splits.curve('val')[0])} val"
+        f"{'' if spec.eval_test != 'every' else ' and ' + str(len(splits.curve('test')[0])) + ' test'} images); model {spec.model} with {n_params:,} parameters on {dev} ({threads} threads)")
     for param, p in picked.items():
         log(f"{param} = {p['value']:.4g}, picked by the {p['curve']} range test of study '{p['study']}'")
     if micro_cap:

@@ -6,11 +6,12 @@ a batch is an index slice of it. No DataLoader, no per-sample Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
 from bnlab.data import PreparedData
+from bnlab.data.subsets import stratified_subset
 
 
 @dataclass
@@ -21,6 +22,33 @@ class Splits:
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    # The fixed stratified subsets curve points evaluate (bnlab.data.subsets); None = the whole split.
+    val_curve_x: torch.Tensor | None = None
+    val_curve_y: torch.Tensor | None = None
+    test_curve_x: torch.Tensor | None = None
+    test_curve_y: torch.Tensor | None = None
+
+    def curve(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) that a curve point of `split` ("val" or "test") evaluates."""
+        x, y = getattr(self, f"{split}_curve_x"), getattr(self, f"{split}_curve_y")
+        return (x, y) if x is not None else (getattr(self, f"{split}_x"), getattr(self, f"{split}_y"))
+
+    def whole(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
+
+    def curve_is_whole(self, split: str) -> bool:
+        return getattr(self, f"{split}_curve_x") is None
+
+
+def with_curve_subsets(splits: Splits, eval_size: int) -> Splits:
+    """splits with the validation and test curve subsets of eval_size images (0 = whole splits)."""
+    out = {}
+    for split in ("val", "test"):
+        x, y = splits.whole(split)
+        if 0 < eval_size < len(x):
+            idx = stratified_subset(y, eval_size).to(y.device)
+            out[f"{split}_curve_x"], out[f"{split}_curve_y"] = x[idx], y[idx]
+    return replace(splits, **out)
 
 
 def _to_float(x_uint8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | None, device) -> torch.Tensor:
@@ -40,10 +68,9 @@ def fast_layout(model: torch.nn.Module, splits: Splits) -> tuple[torch.nn.Module
     if not any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         return model, splits
     fmt = torch.channels_last
-    return model.to(memory_format=fmt), Splits(
-        train_x=splits.train_x.contiguous(memory_format=fmt), train_y=splits.train_y,
-        val_x=splits.val_x.contiguous(memory_format=fmt), val_y=splits.val_y,
-        test_x=splits.test_x.contiguous(memory_format=fmt), test_y=splits.test_y)
+    images = {f.name: getattr(splits, f.name).contiguous(memory_format=fmt) for f in fields(splits)
+              if f.name.endswith("_x") and getattr(splits, f.name) is not None}
+    return model.to(memory_format=fmt), replace(splits, **images)
 
 
 def device_splits(data: PreparedData, *, train_subset: int, normalize: bool, device: torch.device) -> Splits:
