@@ -64,3 +64,15 @@ def analysis_inputs(study_name, analysis):
 def study_outputs(study_name):
     """Every analysis folder the report needs from one study, in report order."""
     return [analysis_folder(study_name, a) for a in PLAN.studies[study_name].analyses]
+
+
+# The warm trainer (bnlab/train/warm.py): on a local run, one process imports torch and
+# bnlab once and every train job trains in a fork of it. Not for jobs that Snakemake runs
+# elsewhere (a cluster) or in another environment (--use-conda): those train in their own
+# process, which is also what a job does whenever no server answers.
+WARM_TRAINER = {}  # its server process, while the workflow runs
+
+
+def warm_trainer_wanted():
+    in_conda_env = any(m.name == "CONDA" for m in workflow.deployment_settings.deployment_method)
+    return EXEC["warm_trainer"] and workflow.is_main_process and workflow.local_exec and not in_conda_env

@@ -49,3 +49,24 @@ rule lr_picks:
         "../envs/bnlab.yaml"
     script:
         "../scripts/lr_picks.py"
+
+
+# The warm trainer (bnlab/train/warm.py, started when wanted: rules/common.smk) for the
+# train jobs of this workflow, stopped when it ends.
+onstart:
+    if warm_trainer_wanted():
+        from bnlab.train import warm
+
+        WARM_TRAINER["proc"] = warm.start(f"{R}/logs/warm_trainer.log")
+
+
+onsuccess:
+    from bnlab.train import warm
+
+    warm.stop(WARM_TRAINER.pop("proc", None))
+
+
+onerror:
+    from bnlab.train import warm
+
+    warm.stop(WARM_TRAINER.pop("proc", None))

@@ -1,0 +1,50 @@
+"""One Snakemake training job: its request (wildcards, files, config) -> execute_run.
+
+The same function runs in a fork of the warm trainer (bnlab.train.warm) and,
+where none is running, in the job's own process, so both paths train alike.
+A request is plain JSON data, built by scripts/train.py from the job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+
+def job_request(snakemake) -> dict:
+    """The JSON-able request of a Snakemake train job (its `snakemake` script object)."""
+    return {
+        "wildcards": dict(snakemake.wildcards),
+        "data": str(snakemake.input.data),
+        "out_dir": str(Path(snakemake.output.metrics).parent),
+        "log": str(snakemake.log[0]),
+        "threads": int(snakemake.threads),
+        "picks": [str(p) for p in snakemake.input.picks],
+        "config": snakemake.config,
+    }
+
+
+def train_job(request: dict, log: TextIO) -> dict:
+    """Train the request's run into its folder, progress lines to `log`; returns metrics."""
+    # imported here: job_request() runs in every job's own process, which should not pay for torch
+    from bnlab.config import validate_config
+    from bnlab.params import PARAM_FOR_KEY, RunSpec
+    from bnlab.train.run import execute_run
+
+    # Execution settings are read here rather than passed as rule params: Snakemake
+    # reruns a job whose params change, and moving to a GPU or checkpointing more
+    # often must not retrain finished runs (the device is recorded in metrics.json).
+    execution = validate_config(request["config"])["execution"]
+    spec = RunSpec.from_strings({PARAM_FOR_KEY[k]: v for k, v in request["wildcards"].items()})
+    return execute_run(
+        spec,
+        request["data"],
+        request["out_dir"],
+        threads=request["threads"],
+        device=execution["device"],
+        log=lambda line: print(line, file=log, flush=True),
+        checkpoint_every_steps=execution["checkpoint_every_steps"],
+        checkpoint_every_seconds=execution["checkpoint_every_seconds"],
+        # each table is results/picks/<study>/lr_range.csv
+        pick_tables={Path(path).parent.name: path for path in request["picks"]},
+    )

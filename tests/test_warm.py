@@ -1,0 +1,98 @@
+"""The warm trainer (bnlab.train.warm): a fork of one warm process trains a run as a job's own process would."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from bnlab import runfolder
+from bnlab.params import PATH_KEYS
+from bnlab.train import warm
+from bnlab.train.job import train_job
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING = ["train_seconds", "wall_seconds"]
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    monkeypatch.delenv(warm.ENV, raising=False)
+    proc = warm.start(tmp_path / "warm.log")
+    assert proc is not None and os.environ[warm.ENV]
+    yield proc, tmp_path / "warm.log"
+    warm.stop(proc)
+
+
+def request_for(spec, data, out_dir):
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    return {"wildcards": {PATH_KEYS[k]: v for k, v in spec.as_strings().items()}, "data": str(data),
+            "out_dir": str(out_dir), "log": str(Path(out_dir) / "train.log"), "threads": 1, "picks": [],
+            "config": config}
+
+
+def test_a_fork_of_the_warm_trainer_trains_like_the_job_itself(server, tmp_path, digits_path, make_spec):
+    spec = make_spec(bn="hidden", dropout_hidden=0.2, eval_size=100)
+    assert warm.submit(request_for(spec, digits_path, tmp_path / "warm")) == 0
+    with open(tmp_path / "own.log", "w") as log:
+        train_job(request_for(spec, digits_path, tmp_path / "own"), log)
+    a, b = runfolder.load_run(tmp_path / "warm"), runfolder.load_run(tmp_path / "own")
+    pd.testing.assert_frame_equal(a.history.drop(columns=TIMING), b.history.drop(columns=TIMING))
+    pd.testing.assert_frame_equal(a.steps(), b.steps())
+    assert a.metrics["final_test_acc"] == b.metrics["final_test_acc"]
+    assert "done: status ok" in (tmp_path / "warm" / "train.log").read_text()
+    assert "pid " in server[1].read_text()  # it really went through the server
+
+
+def test_a_failing_job_fails_alone_with_its_traceback_in_its_log(server, tmp_path, digits_path, make_spec):
+    bad = request_for(make_spec(), tmp_path / "no-such-data.pt", tmp_path / "bad")
+    (tmp_path / "bad").mkdir()
+    assert warm.submit(bad) == 1
+    assert "Traceback" in (tmp_path / "bad" / "train.log").read_text()
+    # the server goes on serving
+    assert warm.submit(request_for(make_spec(epochs=1), digits_path, tmp_path / "good")) == 0
+    assert (tmp_path / "good" / runfolder.METRICS).exists()
+
+
+def test_a_cancelled_job_has_its_child_killed(server, tmp_path, digits_path, make_spec):
+    out = tmp_path / "cancelled"
+    out.mkdir()
+    long = request_for(make_spec(epochs=200), digits_path, out)
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(os.environ[warm.ENV])
+    client.sendall(json.dumps(long).encode() + b"\n")
+    deadline = time.monotonic() + 60
+    log = out / "train.log"
+    while not (log.exists() and "epoch" in log.read_text()):
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.1)
+    client.close()  # what Snakemake killing the job's process amounts to
+    deadline = time.monotonic() + 20
+    while "child killed" not in server[1].read_text():
+        assert time.monotonic() < deadline, server[1].read_text()
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert not (out / runfolder.METRICS).exists()
+
+
+def test_without_a_server_a_job_trains_in_its_own_process(monkeypatch, tmp_path):
+    monkeypatch.delenv(warm.ENV, raising=False)
+    assert warm.submit({}) is None
+    monkeypatch.setenv(warm.ENV, str(tmp_path / "gone.sock"))  # a server that has stopped
+    assert warm.submit({}) is None
+
+
+def test_the_server_stops_when_its_workflow_is_gone(tmp_path):
+    path = tmp_path / "s.sock"
+    # --parent names a process that is not its parent: as if Snakemake had died
+    proc = subprocess.Popen([sys.executable, "-m", "bnlab.train.warm", "--socket", str(path), "--parent", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "stopped" in out
+    assert not path.exists()
