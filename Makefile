@@ -1,0 +1,30 @@
+# The two things a newcomer does, each one command that sets up first when needed:
+#   make        build the default report, results/report.pdf (offline, real training runs)
+#   make test   run the test suite
+# Set-up is ./setup.sh (safe to run twice); it runs again only when it, the pinned
+# requirements or pyproject.toml changed since it last succeeded (the stamp below).
+# Anything else for Snakemake goes in SNAKEMAKE_ARGS, e.g.
+#   make SNAKEMAKE_ARGS="--configfile config/smoke.yaml"
+
+VENV := .venv
+STAMP := $(VENV)/.bnlab-setup-done
+SNAKEMAKE_ARGS ?=
+
+.PHONY: report test setup partial
+.DEFAULT_GOAL := report
+
+report: $(STAMP)
+	$(VENV)/bin/snakemake --cores all $(SNAKEMAKE_ARGS)
+
+# what exists so far, while a long run is still going (results/report-partial.pdf)
+partial: $(STAMP)
+	$(VENV)/bin/snakemake --cores all partial_report $(SNAKEMAKE_ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -ra
+
+setup: $(STAMP)
+
+$(STAMP): setup.sh requirements.txt pyproject.toml
+	./setup.sh
+	touch $@
