@@ -19,6 +19,26 @@ include: "rules/analyze.smk"
 include: "rules/report.smk"
 
 
+# The warm server for this workflow's jobs (bnlab/warm.py; when: rules/common.smk).
+onstart:
+    if warm_server_wanted():
+        from bnlab import warm
+
+        WARM_SERVER["proc"] = warm.start(f"{R}/logs/warm_server.log")
+
+
+onsuccess:
+    from bnlab import warm
+
+    warm.stop(WARM_SERVER.pop("proc", None))
+
+
+onerror:
+    from bnlab import warm
+
+    warm.stop(WARM_SERVER.pop("proc", None))
+
+
 rule all:
     input:
         REPORT_PDF,

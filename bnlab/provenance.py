@@ -33,6 +33,12 @@ def code_version() -> str:
 
 
 def library_versions(names=LIBRARIES) -> dict[str, str]:
+    """Installed versions (a copy of a cached answer: a fork of the warm server inherits it)."""
+    return dict(_library_versions(tuple(names)))
+
+
+@lru_cache(maxsize=4)
+def _library_versions(names: tuple[str, ...]) -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in names:
         try:

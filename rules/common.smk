@@ -8,7 +8,7 @@ from bnlab.analyses.runner import plan_extra
 from bnlab.config import ConfigError
 from bnlab.workflow import analysis_code, code_files, load_plan, report_code
 from bnlab.runfolder import OUTPUT_FILES
-from bnlab.params import DIRECTORY_PARAMS, PARAM_NAMES, PATH_KEYS, PICK_PREFIX, is_pick, run_paramspaces
+from bnlab.params import DIRECTORY_PARAMS, PARAM_FOR_KEY, PARAM_NAMES, PATH_KEYS, PICK_PREFIX, RunSpec, is_pick, run_paramspaces
 
 try:
     PLAN = load_plan(config)  # studies expanded into runs, analyses resolved against the registry
@@ -35,6 +35,18 @@ wildcard_constraints:
     model="[^/~]+",
     study="|".join(PLAN.studies),
     analysis="|".join(list_analyses()),
+
+
+# The range-test runs whose picks other runs train with, then those runs, come first: they are
+# the workflow's critical path (range test -> lr_picks -> runs at the picked rates), and left
+# to chance they end up last, training alone on one core while the other idles.
+PICK_SOURCE_RUNS = {r.relative_dir() for study in {s for r in PLAN.runs for s in r.picks.values()}
+                    for r in PLAN.studies[study].runs}
+
+
+def train_priority(wildcards):
+    spec = RunSpec.from_strings({PARAM_FOR_KEY[k]: v for k, v in wildcards.items()})
+    return 2 if spec.relative_dir() in PICK_SOURCE_RUNS else 1 if spec.picks else 0
 
 
 def run_dir(run):
@@ -66,13 +78,13 @@ def study_outputs(study_name):
     return [analysis_folder(study_name, a) for a in PLAN.studies[study_name].analyses]
 
 
-# The warm trainer (bnlab/train/warm.py): on a local run, one process imports torch and
-# bnlab once and every train job trains in a fork of it. Not for jobs that Snakemake runs
-# elsewhere (a cluster) or in another environment (--use-conda): those train in their own
-# process, which is also what a job does whenever no server answers.
-WARM_TRAINER = {}  # its server process, while the workflow runs
+# The warm server (bnlab/warm.py): on a local run, one process imports torch, matplotlib and
+# bnlab once and every train and analysis job runs in a fork of it. Not for jobs that
+# Snakemake runs elsewhere (a cluster) or in another environment (--use-conda): those run in
+# their own process, which is also what a job does whenever no server answers.
+WARM_SERVER = {}  # its process, while the workflow runs
 
 
-def warm_trainer_wanted():
+def warm_server_wanted():
     in_conda_env = any(m.name == "CONDA" for m in workflow.deployment_settings.deployment_method)
-    return EXEC["warm_trainer"] and workflow.is_main_process and workflow.local_exec and not in_conda_env
+    return EXEC["warm_server"] and workflow.is_main_process and workflow.local_exec and not in_conda_env

@@ -13,6 +13,7 @@ rule train:
     log:
         f"{RUN_DIR}/train.log",
     threads: EXEC["threads_per_run"]
+    priority: train_priority  # the critical path first (rules/common.smk)
     resources:
         mem_mb=EXEC["mem_mb"],
         runtime=EXEC["runtime_min"],
@@ -44,29 +45,9 @@ rule lr_picks:
         # the runs alone: a new study title must not rewrite the picks (and so retrain their users)
         runs=lambda wc: PLAN.studies[wc.study].runs,
         run_root=f"{R}/runs",
+    priority: 2  # on the critical path: runs at the picked rates wait for it
     localrule: True
     conda:
         "../envs/bnlab.yaml"
     script:
         "../scripts/lr_picks.py"
-
-
-# The warm trainer (bnlab/train/warm.py, started when wanted: rules/common.smk) for the
-# train jobs of this workflow, stopped when it ends.
-onstart:
-    if warm_trainer_wanted():
-        from bnlab.train import warm
-
-        WARM_TRAINER["proc"] = warm.start(f"{R}/logs/warm_trainer.log")
-
-
-onsuccess:
-    from bnlab.train import warm
-
-    warm.stop(WARM_TRAINER.pop("proc", None))
-
-
-onerror:
-    from bnlab.train import warm
-
-    warm.stop(WARM_TRAINER.pop("proc", None))

@@ -1,16 +1,22 @@
-"""Snakemake script: one analysis of one study (see bnlab.analyses)."""
+"""Snakemake script: one analysis of one study (bnlab.analyses.runner.analysis_job).
+
+In a fork of the warm server when the workflow started one (bnlab.warm),
+otherwise in this process.
+"""
 
 import sys
-from pathlib import Path
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-
-from bnlab.analyses import load_plugin, run_analysis  # noqa: E402
+from bnlab.warm import submit
 
 params = snakemake.params  # noqa: F821
-for path in params.plugins:  # analyses registered outside the package
-    load_plugin(path)
-out = Path(snakemake.output[0])  # noqa: F821  results/studies/<study>/<analysis>
-run_analysis(params.study, snakemake.wildcards.analysis, results=out.parents[2],  # noqa: F821
-             options=params.options, extra=params.extra)
-print(f"wrote {out}")
+kwargs = {"study": params.study, "analysis": snakemake.wildcards.analysis,  # noqa: F821
+          "out": str(snakemake.output[0]), "options": params.options, "extra": params.extra,  # noqa: F821
+          "plugins": list(params.plugins)}
+code = submit("bnlab.analyses.runner:analysis_job", kwargs, snakemake.log[0])  # noqa: F821
+if code is None:  # no warm server to ask: run here
+    sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+    from bnlab.analyses.runner import analysis_job
+
+    analysis_job(**kwargs)
+elif code != 0:
+    sys.exit(code)  # the analysis log has the traceback

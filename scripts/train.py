@@ -1,17 +1,17 @@
 """Snakemake script: one training run -> its run folder (bnlab.train.job).
 
-In a fork of the warm trainer when the workflow started one (bnlab.train.warm),
+In a fork of the warm server when the workflow started one (bnlab.warm),
 otherwise in this process.
 """
 
 import sys
 
 from bnlab.train.job import job_request
-from bnlab.train.warm import submit
+from bnlab.warm import submit
 
 request = job_request(snakemake)  # noqa: F821
-code = submit(request)
-if code is None:  # no warm trainer to ask: train here
+code = submit("bnlab.train.job:train_job", {"request": request}, snakemake.log[0])  # noqa: F821
+if code is None:  # no warm server to ask: train here
     log = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
     sys.stderr = log
     from bnlab.train.job import train_job

@@ -16,7 +16,7 @@ from bnlab import codegraph
 
 # Lowest first. "pkg.*" is the package pkg and everything under it; other entries are single modules.
 LAYERS = [
-    ("base", ["bnlab", "bnlab.params", "bnlab.schedules", "bnlab.lr_picks", "bnlab.provenance", "bnlab.runfolder", "bnlab.codegraph",
+    ("base", ["bnlab", "bnlab.params", "bnlab.schedules", "bnlab.lr_picks", "bnlab.provenance", "bnlab.runfolder", "bnlab.codegraph", "bnlab.warm",
               "bnlab.data.*", "bnlab.models.*"]),
     ("plan", ["bnlab.config"]),
     ("train", ["bnlab.train.*"]),

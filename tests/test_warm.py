@@ -1,7 +1,7 @@
-"""The warm trainer (bnlab.train.warm): a fork of one warm process trains a run as a job's own process would."""
+"""The warm server (bnlab.warm): a fork of one warm process trains a run as a job's own process would."""
 
-import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -14,11 +14,16 @@ import yaml
 
 from bnlab import runfolder
 from bnlab.params import PATH_KEYS
-from bnlab.train import warm
+from bnlab import warm
 from bnlab.train.job import train_job
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = ["train_seconds", "wall_seconds"]
+TRAIN = "bnlab.train.job:train_job"
+
+
+def submit_train(request):
+    return warm.submit(TRAIN, {"request": request}, request["log"])
 
 
 @pytest.fixture
@@ -39,7 +44,7 @@ def request_for(spec, data, out_dir):
 
 def test_a_fork_of_the_warm_trainer_trains_like_the_job_itself(server, tmp_path, digits_path, make_spec):
     spec = make_spec(bn="hidden", dropout_hidden=0.2, eval_size=100)
-    assert warm.submit(request_for(spec, digits_path, tmp_path / "warm")) == 0
+    assert submit_train(request_for(spec, digits_path, tmp_path / "warm")) == 0
     with open(tmp_path / "own.log", "w") as log:
         train_job(request_for(spec, digits_path, tmp_path / "own"), log)
     a, b = runfolder.load_run(tmp_path / "warm"), runfolder.load_run(tmp_path / "own")
@@ -53,10 +58,10 @@ def test_a_fork_of_the_warm_trainer_trains_like_the_job_itself(server, tmp_path,
 def test_a_failing_job_fails_alone_with_its_traceback_in_its_log(server, tmp_path, digits_path, make_spec):
     bad = request_for(make_spec(), tmp_path / "no-such-data.pt", tmp_path / "bad")
     (tmp_path / "bad").mkdir()
-    assert warm.submit(bad) == 1
+    assert submit_train(bad) == 1
     assert "Traceback" in (tmp_path / "bad" / "train.log").read_text()
     # the server goes on serving
-    assert warm.submit(request_for(make_spec(epochs=1), digits_path, tmp_path / "good")) == 0
+    assert submit_train(request_for(make_spec(epochs=1), digits_path, tmp_path / "good")) == 0
     assert (tmp_path / "good" / runfolder.METRICS).exists()
 
 
@@ -66,7 +71,8 @@ def test_a_cancelled_job_has_its_child_killed(server, tmp_path, digits_path, mak
     long = request_for(make_spec(epochs=200), digits_path, out)
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client.connect(os.environ[warm.ENV])
-    client.sendall(json.dumps(long).encode() + b"\n")
+    payload = pickle.dumps({"target": TRAIN, "kwargs": {"request": long}, "log": long["log"]})
+    client.sendall(len(payload).to_bytes(8, "big") + payload)
     deadline = time.monotonic() + 60
     log = out / "train.log"
     while not (log.exists() and "epoch" in log.read_text()):
@@ -83,15 +89,15 @@ def test_a_cancelled_job_has_its_child_killed(server, tmp_path, digits_path, mak
 
 def test_without_a_server_a_job_trains_in_its_own_process(monkeypatch, tmp_path):
     monkeypatch.delenv(warm.ENV, raising=False)
-    assert warm.submit({}) is None
+    assert warm.submit("os:getpid", {}, tmp_path / "log") is None
     monkeypatch.setenv(warm.ENV, str(tmp_path / "gone.sock"))  # a server that has stopped
-    assert warm.submit({}) is None
+    assert warm.submit("os:getpid", {}, tmp_path / "log") is None
 
 
 def test_the_server_stops_when_its_workflow_is_gone(tmp_path):
     path = tmp_path / "s.sock"
     # --parent names a process that is not its parent: as if Snakemake had died
-    proc = subprocess.Popen([sys.executable, "-m", "bnlab.train.warm", "--socket", str(path), "--parent", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "bnlab.warm", "--socket", str(path), "--parent", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "stopped" in out

@@ -60,6 +60,10 @@ def test_smoke_config_builds_the_report(tmp_path):
     assert growth.max_micro_batches.max() > 1
     images = sum(len(page.images) for page in reader.pages)
     assert images >= 1
+    # every train and analysis job ran in a fork of the warm server (bnlab/warm.py), which stopped at the end
+    served = (results / "logs" / "warm_server.log").read_text()
+    assert served.count("bnlab.train.job:train_job") == len(list((results / "runs").rglob("metrics.json")))
+    assert "bnlab.analyses.runner:analysis_job" in served and "warm server: stopped" in served
 
     # Re-running changes nothing ...
     again = snakemake("-n", *args)

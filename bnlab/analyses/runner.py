@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jsonschema
 
-from bnlab.analyses.registry import FRAGMENT, Analysis, get_analysis, list_analyses
+from bnlab.analyses.registry import FRAGMENT, Analysis, get_analysis, list_analyses, load_plugin
 from bnlab.config import ConfigError, Plan, StudyPlan
 from bnlab.params import RunSpec
 from bnlab.runfolder import read_json, write_json
@@ -70,6 +70,17 @@ def run_analysis(study: StudyPlan, name: str, *, results: str | Path, studies_ro
             raise FileNotFoundError(f"analysis {name!r} lists figure {fig['file']!r} but did not write it")
     write_json(ctx.out / FRAGMENT, {"analysis": name, **frag})
     return frag
+
+
+def analysis_job(study: StudyPlan, analysis: str, out: str | Path, options: dict, extra: dict,
+                 plugins: list[str]) -> None:
+    """One Snakemake analysis job: load the config's plug-ins, run the analysis into `out`
+    (results/studies/<study>/<analysis>)."""
+    for path in plugins:  # analyses registered outside the package
+        load_plugin(path)
+    out = Path(out)
+    run_analysis(study, analysis, results=out.parents[2], options=options, extra=extra)
+    print(f"wrote {out}")
 
 
 def read_fragment(studies_root: str | Path, study: str, analysis: str) -> dict:

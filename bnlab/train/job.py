@@ -1,12 +1,13 @@
 """One Snakemake training job: its request (wildcards, files, config) -> execute_run.
 
-The same function runs in a fork of the warm trainer (bnlab.train.warm) and,
-where none is running, in the job's own process, so both paths train alike.
-A request is plain JSON data, built by scripts/train.py from the job.
+The same function runs in a fork of the warm server (bnlab.warm) and, where
+none is running, in the job's own process, so both paths train alike. A
+request is plain data, built by scripts/train.py from the job.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -24,8 +25,8 @@ def job_request(snakemake) -> dict:
     }
 
 
-def train_job(request: dict, log: TextIO) -> dict:
-    """Train the request's run into its folder, progress lines to `log`; returns metrics."""
+def train_job(request: dict, log: TextIO | None = None) -> dict:
+    """Train the request's run into its folder, progress lines to `log` (stderr); returns metrics."""
     # imported here: job_request() runs in every job's own process, which should not pay for torch
     from bnlab.config import validate_config
     from bnlab.params import PARAM_FOR_KEY, RunSpec
@@ -42,7 +43,7 @@ def train_job(request: dict, log: TextIO) -> dict:
         request["out_dir"],
         threads=request["threads"],
         device=execution["device"],
-        log=lambda line: print(line, file=log, flush=True),
+        log=lambda line: print(line, file=log or sys.stderr, flush=True),
         checkpoint_every_steps=execution["checkpoint_every_steps"],
         checkpoint_every_seconds=execution["checkpoint_every_seconds"],
         # each table is results/picks/<study>/lr_range.csv

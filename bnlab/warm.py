@@ -1,34 +1,42 @@
-"""The warm trainer: one process imports torch and bnlab once; every training job runs in a fork of it.
+"""The warm server: one process imports torch, pandas, matplotlib and bnlab once; jobs run in forks of it.
 
-A training job's own work is seconds, and importing torch, pandas and pyarrow
-costs a fresh Python process about as much again (measured in bench/). On a
-local run the Snakefile starts this server when the workflow starts and stops
-it when the workflow ends; each train job's script (scripts/train.py) then
-sends its request over a Unix socket and waits, and the server forks a child
-that trains the run (bnlab.train.job.train_job, the same function a job runs
-by itself) and reports the child's exit status back.
+A training or analysis job's own work is seconds, and importing torch, pandas,
+pyarrow and matplotlib costs a fresh Python process about as much again
+(bench/default_run.py: 4.2 s of every train job went outside the run itself).
+On a local run the Snakefile starts this server when the workflow starts and
+stops it when the workflow ends; a job's script (scripts/train.py,
+scripts/analysis.py) sends "call this function with these arguments, log
+here" over a Unix socket and waits, and the server forks a child that makes
+the call (the same function the job calls when it runs by itself) and reports
+the child's exit status back.
 
-What stays as it was: one Snakemake job and one run folder per grid cell, so
-Snakemake reruns exactly the missing cells, a failing cell fails alone, and a
-killed job resumes from its checkpoint. A child is a fresh fork of a server
-that has imported modules and done nothing else (no tensor work, no CUDA, no
-threads), so its results are those of a fresh process: the run seeds every
-generator it uses (tests/test_warm.py compares the two paths).
+What stays as it was: one Snakemake job per grid cell or analysis and one run
+folder per cell, so Snakemake reruns exactly what is missing or out of date,
+a failing job fails alone, and a killed run resumes from its checkpoint. A
+child is a fork of a server that has imported modules and done nothing else
+(no tensor work, no CUDA, no threads), so its results are those of a fresh
+process: a run seeds every generator it uses (tests/test_warm.py compares the
+two paths).
 
 The server is single-threaded (forking a threaded process is unsafe) and
 stops when asked, or on its own when the Snakemake process that started it is
 gone. A job whose client goes away (Snakemake killed the job) has its child
-killed. Where no server runs (SLURM jobs, --use-conda, execution.warm_start:
-false, a killed server) the job trains in its own process.
+killed. Where no server runs (SLURM jobs, --use-conda, execution.warm_server:
+false, a server that died) the job runs in its own process.
 
-  python -m bnlab.train.warm --socket PATH --parent PID    (started by start())
+Requests are pickled: the socket lives in a fresh 0700 folder of this user's,
+and only this workflow's jobs are told where.
+
+  python -m bnlab.warm --socket PATH --parent PID    (started by start())
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
+import pickle
 import selectors
 import signal
 import socket
@@ -39,17 +47,25 @@ import time
 import traceback
 from pathlib import Path
 
-ENV = "BNLAB_WARM_TRAINER"  # the socket path, for the jobs of the workflow that started it
-# imported by the server before it accepts a job, so that no child pays for them
-WARM_MODULES = ("torch", "torch.nn.functional", "pandas", "pyarrow.parquet", "jsonschema", "yaml",
-                "bnlab.train.job")
+ENV = "BNLAB_WARM_SERVER"  # the socket path, for the jobs of the workflow that started it
+# imported by the server before it accepts a job, so that no child pays for them: matplotlib
+# with the Agg backend the figures use; bnlab.analyses loads every analysis; torch._dynamo and
+# torch._inductor are what torch.use_deterministic_algorithms imports on its first call, about
+# 2 s that every run paid (profiled with cProfile in a fresh process)
+WARM_MODULES = ("torch", "torch.nn.functional", "torch._dynamo", "torch._inductor", "pandas", "pyarrow.parquet",
+                "jsonschema", "yaml", "matplotlib", "matplotlib.pyplot", "seaborn", "bnlab.train.job",
+                "bnlab.analyses")
 POLL_S = 0.2  # how often the server reaps children and checks its parent
 
 
 # ------------------------------------------------------------------ client side
 
-def submit(request: dict, connect_timeout: float = 10.0) -> int | None:
-    """Hand a job to the warm trainer and wait; its exit status, or None when there is none to ask."""
+def submit(target: str, kwargs: dict, log: str | Path, connect_timeout: float = 10.0) -> int | None:
+    """Have the warm server call target ("module:function") with kwargs, its output in `log`, and wait.
+
+    The child's exit status (0: the call returned), or None when there is no
+    server to ask: the caller then makes the call in its own process.
+    """
     path = os.environ.get(ENV)
     if not path:
         return None
@@ -62,7 +78,8 @@ def submit(request: dict, connect_timeout: float = 10.0) -> int | None:
         return None  # gone (killed, or stopped): the caller trains in its own process
     client.settimeout(None)  # a run takes as long as it takes
     with client:
-        client.sendall(json.dumps(request).encode() + b"\n")
+        payload = pickle.dumps({"target": target, "kwargs": kwargs, "log": str(log)})
+        client.sendall(len(payload).to_bytes(8, "big") + payload)
         reply = client.makefile("rb").readline()
     if not reply:
         return None  # the server died mid-run; the caller's own attempt resumes from the checkpoint
@@ -75,7 +92,7 @@ def start(log_path: str | Path, wait_s: float = 10.0) -> subprocess.Popen | None
     path = os.path.join(folder, "train.sock")
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "bnlab.train.warm", "--socket", path, "--parent", str(os.getpid())],
+    proc = subprocess.Popen([sys.executable, "-m", "bnlab.warm", "--socket", path, "--parent", str(os.getpid())],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     log.close()
     deadline = time.monotonic() + wait_s
@@ -109,8 +126,22 @@ def stop(proc: subprocess.Popen | None) -> None:
 
 # ------------------------------------------------------------------ server side
 
+def call_target(target: str, kwargs: dict):
+    """Import "module:function" and call it with kwargs."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+def _read_request(conn: socket.socket) -> dict | None:
+    stream = conn.makefile("rb")
+    head = stream.read(8)
+    if len(head) < 8:
+        return None
+    return pickle.loads(stream.read(int.from_bytes(head, "big")))
+
+
 def _run_child(request: dict) -> int:
-    """In the forked child: the job's log as stdout/stderr, train, exit status."""
+    """In the forked child: the job's log as stdout/stderr, the call, exit status."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     Path(request["log"]).parent.mkdir(parents=True, exist_ok=True)
     log = open(request["log"], "w", buffering=1)
@@ -118,9 +149,7 @@ def _run_child(request: dict) -> int:
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
     try:
-        from bnlab.train.job import train_job
-
-        train_job(request, log)
+        call_target(request["target"], request["kwargs"])
         return 0
     except BaseException:  # noqa: BLE001 - the job's log says why, the exit status that it failed
         traceback.print_exc(file=log)
@@ -134,11 +163,14 @@ def serve(path: str, parent: int) -> None:
     listener.bind(path)  # first: jobs may connect (and queue) while the imports below run
     listener.listen(128)
     t0 = time.perf_counter()
-    import importlib
-
+    os.environ.setdefault("MPLBACKEND", "Agg")  # what the figures use; no display here
     for name in WARM_MODULES:
         importlib.import_module(name)
-    print(f"warm trainer: {', '.join(WARM_MODULES)} imported in {time.perf_counter() - t0:.1f} s; "
+    from bnlab.provenance import code_version, library_versions
+
+    # cached before any fork: the code every child runs is the code imported now
+    code_version(), library_versions()
+    print(f"warm server: {', '.join(WARM_MODULES)} imported in {time.perf_counter() - t0:.1f} s; "
           f"serving {path}", flush=True)
 
     stopping = []
@@ -151,11 +183,10 @@ def serve(path: str, parent: int) -> None:
             for key, _ in sel.select(timeout=POLL_S):
                 if key.data is None:
                     conn, _ = listener.accept()
-                    line = conn.makefile("rb").readline()
-                    if not line:
+                    request = _read_request(conn)
+                    if request is None:
                         conn.close()
                         continue
-                    request = json.loads(line)
                     pid = os.fork()
                     if pid == 0:  # child: never returns into the server's loop
                         code = 1
@@ -170,7 +201,7 @@ def serve(path: str, parent: int) -> None:
                             os._exit(code)
                     children[pid] = conn
                     sel.register(conn, selectors.EVENT_READ, pid)
-                    print(f"pid {pid}: {request.get('out_dir')}", flush=True)
+                    print(f"pid {pid}: {request['target']} -> {request['log']}", flush=True)
                 else:  # a waiting client spoke or hung up: its job was cancelled
                     pid, conn = key.data, key.fileobj
                     sel.unregister(conn)
@@ -184,7 +215,7 @@ def serve(path: str, parent: int) -> None:
             _kill(pid)
         listener.close()
         Path(path).unlink(missing_ok=True)
-        print("warm trainer: stopped", flush=True)
+        print("warm server: stopped", flush=True)
 
 
 def _reap(children: dict[int, socket.socket], sel: selectors.BaseSelector) -> None:
