@@ -5,6 +5,11 @@ this package a job's own process needs (bnlab.train.job's request,
 bnlab.train.warm's client) do not import torch.
 """
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the names resolve to; bnlab.codegraph sees this edge
+    from bnlab.train.run import execute_run, resolve_device
+
 __all__ = ["execute_run", "resolve_device"]
 
 

@@ -9,6 +9,7 @@ its whole state now and then, and given a saved state it continues from it.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -126,7 +127,8 @@ def train_loop(
     # Data order has its own generator, so changing the init never changes the order.
     order = torch.Generator(device="cpu").manual_seed(order_seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    check_every = 1 if device.type == "cpu" else 25  # a finite check syncs the GPU
+    on_cpu = device.type == "cpu"
+    check_every = 25  # on a GPU, losses are checked for NaN/inf in windows: a check syncs the device
     # bench/eval_batch.py: on a CPU, 128 (channels-last for conv nets) is the fastest or within noise of it
     eval_batch = 128 if device.type == "cpu" else 1024
 
@@ -217,7 +219,8 @@ def train_loop(
             micro, n_micro = micro_split[size]
             idx = perm[offset : offset + size]
             xb, yb = data.train_x[idx], data.train_y[idx]
-            optimizer.zero_grad(set_to_none=True)
+            for p in params:  # what zero_grad(set_to_none=True) does, without its ~35 us of wrapping per step
+                p.grad = None
             if n_micro == 1:
                 logits = model(xb)
                 loss = F.cross_entropy(logits, yb)
@@ -254,7 +257,12 @@ def train_loop(
             st.step, st.batch = step + 1, st.batch + 1
             step = st.step
 
-            if step % check_every == 0 or step == total:
+            if on_cpu:  # a scalar check costs nothing on a CPU
+                if not math.isfinite(float(st.losses[step - 1])):
+                    st.status = "diverged"
+                    st.diverged_step = st.step = step
+                    break
+            elif step % check_every == 0 or step == total:
                 window = st.losses[max(0, step - check_every) : step]
                 bad = (~torch.isfinite(window)).nonzero()
                 if len(bad):
