@@ -72,3 +72,12 @@ def test_subset_curve_point_is_an_evaluation_of_those_images(digits_path):
     assert loss_sub != loss_all  # a different set of images, a different number
     quota = torch.bincount(y, minlength=10).double() * 100 / len(y)
     assert (torch.bincount(y[idx], minlength=10).double() - quota).abs().max() < 1  # each class its share
+
+
+def test_the_summary_caption_says_which_images_each_column_used(make_spec):
+    from bnlab.analyses.summary import evaluation_note
+
+    assert "subset of 1,000 validation images" in evaluation_note([make_spec(eval_size=1000)])
+    assert "2,000 or 500" not in evaluation_note([make_spec(eval_size=500), make_spec(eval_size=2000)])
+    assert "500 or 2,000 validation images" in evaluation_note([make_spec(eval_size=500), make_spec(eval_size=2000)])
+    assert evaluation_note([make_spec(eval_size=0)]) == "Every column is computed on the whole validation and test sets."

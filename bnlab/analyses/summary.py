@@ -145,8 +145,19 @@ def compute(ctx) -> None:
     print(f"{study.name}: {len(runs)} runs, {int((runs.status == 'diverged').sum())} diverged")
 
 
-def summary_table(summary: pd.DataFrame) -> dict:
-    """Header and formatted rows of the summary table (accuracies in %)."""
+def evaluation_note(runs) -> str:
+    """Which images the summary's columns come from, in words, from the runs' eval_size."""
+    sizes = sorted({r.eval_size for r in runs})
+    if sizes == [0]:
+        return "Every column is computed on the whole validation and test sets."
+    subset = " or ".join(f"{n:,}" for n in sizes if n) + " validation images"
+    return (f"Best val acc is the best curve point, each point on a fixed class-stratified subset of {subset} "
+            "(run parameter eval_size, the same images for every run); test acc and val loss are the whole "
+            "test and validation sets at the end.")
+
+
+def summary_table(summary: pd.DataFrame, note: str = "") -> dict:
+    """Header and formatted rows of the summary table (accuracies in %); `note` ends the caption."""
 
     header = ["setting", "runs", "diverged", "best val acc %", "test acc %", "train loss", "val loss", "train s"]
     rows, diverged = [], []
@@ -159,7 +170,8 @@ def summary_table(summary: pd.DataFrame) -> dict:
         rows.append([r["label"], str(int(r["n"])), r["diverged"], pm("best_val_acc"), pm("test_acc"),
                      pm("train_loss", fmt_loss), pm("val_loss", fmt_loss), fmt_num(r["train_seconds_mean"], 3)])
         diverged.append(int(r["n_diverged"]) > 0)
-    return table("Summary over seeds (mean ± sd of finished runs; accuracy in %)", header, rows, diverged)
+    caption = "Summary over seeds (mean ± sd of finished runs; accuracy in %)." + (f" {note}" if note else "")
+    return table(caption, header, rows, diverged)
 
 
 def references_table(study, runs: pd.DataFrame) -> dict | None:
@@ -211,7 +223,7 @@ def fragment(ctx) -> dict:
     study = ctx.study
     runs = read_runs(ctx.out / RUNS_CSV, study.axes)
     summary = pd.read_csv(ctx.out / SUMMARY_CSV, dtype={axis: str for axis in study.axes})
-    tables = [summary_table(summary)]
+    tables = [summary_table(summary, evaluation_note(study.runs))]
     references = references_table(study, runs)
     if references:
         tables.append(references)
