@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -102,3 +103,58 @@ def test_the_server_stops_when_its_workflow_is_gone(tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "stopped" in out
     assert not path.exists()
+
+
+@pytest.mark.slow
+def test_a_workflow_stopped_mid_run_resumes_the_run_from_its_checkpoint(tmp_path):
+    """Ctrl-C on a local workflow: the fork training the run is killed, its checkpoint stays,
+    and the next invocation resumes from it (through a new warm server)."""
+    config = {
+        "results": str(tmp_path / "res"), "data": {"val_size": 300},
+        "execution": {"checkpoint_every_steps": 20},
+        "defaults": {"dataset": "digits", "model": "mlp", "widths": [64, 64], "batch_size": 32, "epochs": 400},
+        "studies": {"long": {"title": "long", "question": "q", "source": "test", "grid": {"bn": ["none"]},
+                             "seeds": [0]}},
+    }
+    cfg = tmp_path / "long.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    from bnlab.workflow import load_plan
+
+    run = tmp_path / "res" / "runs" / load_plan(config).runs[0].relative_dir()
+    # the target before --configfile, which takes every argument after it
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", str(run / runfolder.METRICS), "--configfile", str(cfg)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    log = run / "train.log"
+    while time.monotonic() < deadline:
+        if (run / "checkpoint.pt").exists() and log.exists() and "epoch 2.00/" in log.read_text():
+            break
+        assert proc.poll() is None, "the workflow ended before it could be stopped"
+        time.sleep(0.2)
+    else:
+        pytest.fail("no checkpoint within 2 minutes")
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends to the whole group
+    proc.wait(timeout=60)
+    assert (run / "checkpoint.pt").exists() and not (run / runfolder.METRICS).exists()
+    time.sleep(1)
+    assert not [p for p in psutil_children_named("bnlab.warm")], "a warm server outlived its workflow"
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    text = (run / "train.log").read_text()
+    assert "resumed from checkpoint at step" in text and "done: status ok" in text
+    assert runfolder.load_run(run).metrics["resumed_from_step"] > 0
+
+
+def psutil_children_named(name):
+    """Processes whose command line mentions `name` (from /proc; no psutil needed)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if name in cmdline and "pytest" not in cmdline:
+                found.append(int(proc.name))
+    return found
