@@ -123,8 +123,10 @@ def test_a_workflow_stopped_mid_run_resumes_the_run_from_its_checkpoint(tmp_path
     run = tmp_path / "res" / "runs" / load_plan(config).runs[0].relative_dir()
     # the target before --configfile, which takes every argument after it
     cmd = [sys.executable, "-m", "snakemake", "--cores", "1", str(run / runfolder.METRICS), "--configfile", str(cfg)]
+    # Ctrl-C's default action, even where this test itself runs with SIGINT ignored (a background
+    # job of a non-interactive shell): ignored signals stay ignored across exec.
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     log = run / "train.log"
     while time.monotonic() < deadline:
