@@ -49,6 +49,8 @@ PATH_KEYS: dict[str, str] = {
     "normalize": "norm",
     "probe_every": "probe",
     "probe_etas": "etas",
+    "ics_every": "ics",
+    "coadapt": "coad",
     "seed": "seed",
 }
 PARAM_NAMES: tuple[str, ...] = tuple(PATH_KEYS)
@@ -140,6 +142,8 @@ class RunSpec:
     normalize: bool
     probe_every: int  # Santurkar probes every k-th step (0 = none)
     probe_etas: str  # number of step-size multipliers in [0.5, 4], or "na" without probes
+    ics_every: int  # Santurkar et al.'s internal covariate shift per layer every k-th step (0 = never)
+    coadapt: bool  # co-adaptation proxy (mean |corr| of hidden units) at the end of training
     seed: int
 
     # -- conversions -----------------------------------------------------

@@ -24,8 +24,11 @@ HISTORY = "history.parquet"
 STEPS = "steps.parquet"
 BN_PARAMS = "bn_params.parquet"
 PROBES = "probes.parquet"
+ICS = "ics.parquet"  # internal covariate shift per measured step and layer (rows only with ics_every > 0)
+COADAPTATION = "coadaptation.json"  # co-adaptation proxy per hidden layer ("computed": false without coadapt)
 LOG = "train.log"
-OUTPUT_FILES = (CONFIG, HISTORY, STEPS, BN_PARAMS, PROBES, METRICS)  # metrics.json last: it marks a finished run
+# metrics.json last: it marks a finished run
+OUTPUT_FILES = (CONFIG, HISTORY, STEPS, BN_PARAMS, PROBES, ICS, COADAPTATION, METRICS)
 
 
 def _json_safe(value: Any) -> Any:
@@ -110,6 +113,12 @@ class Run:
 
     def probes(self) -> pd.DataFrame:
         return pd.read_parquet(self.path / PROBES)
+
+    def ics(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / ICS)
+
+    def coadaptation(self) -> dict:
+        return read_json(self.path / COADAPTATION)
 
 
 def load_run(path: str | Path) -> Run:

@@ -51,3 +51,13 @@ def collect_curves(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
 def read_runs(path: str | Path, axes: list[str]) -> pd.DataFrame:
     """runs.csv back, with axis values kept as the canonical text they were written as."""
     return pd.read_csv(path, dtype={axis: str for axis in axes})
+
+
+def setting_without(study: StudyPlan, spec, drop: tuple[str, ...]) -> str:
+    """Legend text of the study's varying axes other than `drop` ("all runs" if none).
+
+    Two runs of a study with the same text differ at most in the `drop` axes (and
+    the seed), so it pairs, e.g., a BN cell with the no-BN cell of the same setting.
+    """
+    values = spec.as_strings()
+    return ", ".join(f"{a}={values[a]}" for a in study.axes if a not in drop and values[a] != "na") or "all runs"

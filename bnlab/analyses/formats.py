@@ -20,3 +20,19 @@ def fmt_num(x, digits: int = 3) -> str:
 
 def fmt_loss(x) -> str:
     return "" if missing(x) else f"{x:.3f}"
+
+
+# Containers of bnlab's models (layers.assemble) and the module names inside a block (layers.py).
+_CONTAINERS = ("stem", "features", "head")
+_IN_BLOCK = ("conv", "linear", "act", "bn")
+
+
+def short_layer(name: str) -> str:
+    """A module name as a reader knows the layer: 'features.conv2.conv' -> 'conv2', 'head.fc1.act' -> 'fc1',
+    'head.out.linear' -> 'out', 'features.inc1.conv3x3.act' -> 'inc1.conv3x3'."""
+    parts = str(name).split(".")
+    if len(parts) > 1 and parts[0] in _CONTAINERS:
+        parts = parts[1:]
+    if len(parts) > 1 and parts[-1] in _IN_BLOCK:
+        parts = parts[:-1]
+    return ".".join(parts) or str(name)

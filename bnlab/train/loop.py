@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from bnlab.train.ics import ics_layers, ics_step, rng_state, snapshot
 from bnlab.train.probes import last_linear, probe_step
 from bnlab.schedules import accumulation
 from bnlab.train.batches import BatchPlan, plan_batches
@@ -51,6 +52,8 @@ class LoopState:
     last_changes: torch.Tensor | None = None
     prev_last_grad: torch.Tensor | None = None
     probe_rows: list[dict] = field(default_factory=list)
+    ics_rows: list[dict] = field(default_factory=list)
+    ics_seconds: float = 0.0  # spent measuring ICS (left out of train_seconds)
 
 
 @dataclass
@@ -70,6 +73,8 @@ class LoopResult:
     resumed_from: int | None = None
     step_last_grad_change: torch.Tensor | None = None
     probe_rows: list[dict] = field(default_factory=list)
+    ics_rows: list[dict] = field(default_factory=list)  # {step, epoch, layer_index, layer, l2, cosine, grad_norm}
+    ics_seconds: float = 0.0
     plan: BatchPlan | None = None
     micro_batches: list[int] = field(default_factory=list)  # per step: micro-batches accumulated
 
@@ -110,11 +115,14 @@ def train_loop(
     lr_at: Callable[[int], float] | None = None,
     batch_at: Callable[[int], int] | None = None,
     max_micro_batch: int = 0,
+    ics_every: int = 0,
 ) -> LoopResult:
     """Train for `epochs`; `resume` is a loaded checkpoint payload (model and optimizer already restored).
 
     batch_at(step) gives a growing batch (batch_size is then ignored);
     max_micro_batch > 0 splits larger batches into accumulated micro-batches.
+    ics_every > 0 measures internal covariate shift per layer (bnlab/train/ics.py) after
+    every k-th optimizer step that is one pass; its time is left out of train_seconds.
     """
     device = data.train_x.device
     n = len(data.train_x)
@@ -147,6 +155,7 @@ def train_loop(
                        correct=torch.empty(total, device=device, dtype=torch.int64),
                        last_changes=torch.full((total,), float("nan"), device=device))
     output_layer = last_linear(model)
+    shift_layers = ics_layers(model) if ics_every else []
     resumed_from = st.step if resume is not None else None
     wall0 = time.perf_counter() - st.wall_seconds
 
@@ -221,6 +230,9 @@ def train_loop(
             xb, yb = data.train_x[idx], data.train_y[idx]
             for p in params:  # what zero_grad(set_to_none=True) does, without its ~35 us of wrapping per step
                 p.grad = None
+            # ICS needs the step's own dropout masks: the RNG state before its forward
+            measure_ics = bool(shift_layers) and (step + 1) % ics_every == 0 and n_micro == 1
+            rng_before = rng_state(device) if measure_ics else None
             if n_micro == 1:
                 logits = model(xb)
                 loss = F.cross_entropy(logits, yb)
@@ -250,7 +262,22 @@ def train_loop(
                 lr = optimizer.param_groups[0]["lr"]
                 for row in probe_step(model, xb, yb, lr, probe_etas):
                     st.probe_rows.append({"step": step + 1, "epoch": plan.progress(step + 1), **row})
+            if measure_ics:  # W^t and G before the update (the optimizer writes parameters in place)
+                w_old, g_old = snapshot(model, shift_layers)
             optimizer.step()
+            if measure_ics and math.isfinite(float(loss.detach())):
+                # After the step: each layer's gradient with only the layers before it updated,
+                # same batch and masks; parameters, grads, BN statistics and RNG are left as they are.
+                sync()
+                s0 = time.perf_counter()
+                for row in ics_step(model, xb, yb, w_old, g_old, rng_before, layers=shift_layers):
+                    st.ics_rows.append({"step": step + 1, "epoch": plan.progress(step + 1), **row})
+                sync()
+                spent = time.perf_counter() - s0
+                st.ics_seconds += spent
+                t0 += spent  # not training time
+            if measure_ics:
+                del w_old, g_old
             st.losses[step] = loss.detach()
             st.correct[step] = hits
             st.step_lr.append(optimizer.param_groups[0]["lr"])
@@ -308,5 +335,6 @@ def train_loop(
         step_loss=st.losses[:done].float().cpu(), step_grad_norm=st.grad_norms[:done].float().cpu(),
         step_lr=st.step_lr[:done], bn_rows=st.bn_rows, resumed_from=resumed_from,
         step_last_grad_change=st.last_changes[:done].float().cpu(), probe_rows=st.probe_rows,
+        ics_rows=st.ics_rows, ics_seconds=st.ics_seconds,
         plan=plan, micro_batches=[micro_split[size][1] for size in plan.sizes[:done]],
     )

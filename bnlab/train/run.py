@@ -21,6 +21,8 @@ from bnlab.schedules import PICKS_TABLE, batch_size_schedule, chosen_bounds
 from bnlab.provenance import code_version, hardware, library_versions
 from bnlab.train.batches import fixed_plan
 from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoint, remove_checkpoint
+from bnlab.train.coadapt import coadaptation, not_computed
+from bnlab.train.ics import ICS_COLUMNS
 from bnlab.train.loop import LoopResult, train_loop
 from bnlab.train.lr_policy import lr_function
 from bnlab.train.memory import micro_batch_cap
@@ -215,7 +217,22 @@ def execute_run(
         checkpoint_extra={"params": spec.as_strings()}, resume=resume,
         probe_every=spec.probe_every, probe_etas=spec.probe_multipliers,
         lr_at=lr_function(train_spec, *_schedule_length(spec, len(splits.train_x))),
+        ics_every=spec.ics_every,
     )
+    c0 = time.perf_counter()
+    if spec.coadapt:  # the final model, diverged or not (non-finite units are counted, not hidden)
+        coadapt = {**coadaptation(model, splits.curve("val")[0]), "split": "val", "step": result.steps_done,
+                   "status": result.status}
+    else:
+        coadapt = not_computed("coadapt: false")
+    coadapt_seconds = time.perf_counter() - c0
+    if spec.ics_every:
+        measured = len({r["step"] for r in result.ics_rows})
+        log(f"internal covariate shift measured at {measured} steps (every {spec.ics_every}): "
+            f"{result.ics_seconds:.1f} s, not counted as training time")
+    if spec.coadapt:
+        log(f"co-adaptation proxy on {coadapt['images']} validation images: " + ", ".join(
+            f"{r['name']} {r['mean_abs_corr']:.3f}" for r in coadapt["layers"]) + f" ({coadapt_seconds:.1f} s)")
 
     history = pd.DataFrame(result.history)
     sizes = list(result.plan.sizes[: result.steps_done])
@@ -231,6 +248,7 @@ def execute_run(
         "lr": result.step_lr,
     })
     probes = pd.DataFrame(result.probe_rows, columns=["step", "epoch", *PROBE_COLUMNS])
+    ics = pd.DataFrame(result.ics_rows, columns=["step", "epoch", *ICS_COLUMNS])
     bn = pd.DataFrame(result.bn_rows, columns=["step", "epoch", "layer", "layer_index", "kind", "channel", "gamma", "beta"])
     metrics = summarise(spec, result, history)
     metrics.update({
@@ -243,6 +261,9 @@ def execute_run(
         "lr_min_used": None if train_spec.lr_min == "na" else float(train_spec.lr_min),
         "picked": picked,
         "micro_batch_cap": micro_cap or None,
+        "ics_seconds": result.ics_seconds,
+        "ics_steps": len({r["step"] for r in result.ics_rows}),
+        "coadapt_seconds": coadapt_seconds if spec.coadapt else None,
         "wall_seconds": time.perf_counter() - wall0,
         "dataset_source": data.source,
         "dataset_checksum": data.checksum,
@@ -260,6 +281,8 @@ def execute_run(
     runfolder.write_parquet(out_dir / runfolder.STEPS, steps)
     runfolder.write_parquet(out_dir / runfolder.BN_PARAMS, bn)
     runfolder.write_parquet(out_dir / runfolder.PROBES, probes)
+    runfolder.write_parquet(out_dir / runfolder.ICS, ics)
+    runfolder.write_json(out_dir / runfolder.COADAPTATION, coadapt)
     runfolder.write_json(out_dir / runfolder.METRICS, metrics)  # last: marks the run as finished
     remove_checkpoint(policy.path)
     log(f"done: status {metrics['status']}, best val acc {metrics.get('best_val_acc')}, "
