@@ -24,13 +24,37 @@ def compute(ctx) -> None:
     write_json(ctx.out / SECTION_JSON, section_data(used))
 
 
+# Until the report template renders a fragment's "background" part, its paragraphs are also findings.
+BACKGROUND_AS_FINDINGS = True
+
+
+def background_findings(background: list[dict]) -> list[str]:
+    """Background paragraphs as findings sentences, the first of each part led by its title."""
+    out = []
+    for part in background:
+        for i, paragraph in enumerate(part["paragraphs"]):
+            out.append(f"{part['title']}. {paragraph}" if i == 0 else paragraph)
+    return out
+
+
 def section_fragment(ctx) -> dict:
-    """A section.json written by a builder (tables with plain rows, findings) as a fragment."""
+    """A section.json written by a builder (tables with plain rows, findings, background) as a fragment.
+
+    fragment["background"] = [{"title": str, "source": str, "paragraphs": [str, ...]}]: bnlab's own
+    explanation of what the seed asks (here seed 003 problems 3.3 and 3.4 a, d), numbers computed.
+    """
     section = read_json(ctx.out / SECTION_JSON)
     tables = [{"caption": t["caption"], "header": t["header"],
                "rows": [{"cells": [str(c) for c in row], "diverged": False} for row in t["rows"]]}
               for t in section.get("tables", [])]
-    return fragment(tables=tables, findings=section.get("findings", []), figures=section.get("figures", []))
+    background = section.get("background", [])
+    findings = list(section.get("findings", []))
+    if BACKGROUND_AS_FINDINGS:
+        findings += background_findings(background)
+    frag = fragment(tables=tables, findings=findings, figures=section.get("figures", []),
+                    references=["Simonyan & Zisserman 2014", "Szegedy et al. 2014"] if background else [])
+    frag["background"] = background
+    return frag
 
 
 register(Analysis(

@@ -16,9 +16,11 @@ from bnlab.runfolder import HISTORY, METRICS, read_json
 # (column in the run table, name in the summary)
 SUMMARY_METRICS = (
     ("best_val_acc", "best_val_acc"),
+    ("final_train_acc", "train_acc"),
     ("final_test_acc", "test_acc"),
     ("final_train_loss", "train_loss"),
     ("final_val_loss", "val_loss"),
+    ("final_test_loss", "test_loss"),
     ("train_seconds", "train_seconds"),
 )
 
@@ -37,7 +39,8 @@ def summarize(runs: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
         row = {"label": label, **{a: group.iloc[0][a] for a in axes}, "n": n, "n_diverged": n_div,
                "diverged": f"{n_div}/{n}"}
         for column, name in SUMMARY_METRICS:
-            values = pd.to_numeric(ok[column], errors="coerce").dropna()
+            # a run table from older run folders may lack a column: its cells stay empty
+            values = pd.to_numeric(ok[column], errors="coerce").dropna() if column in ok else pd.Series(dtype=float)
             row[f"{name}_mean"] = values.mean() if len(values) else None
             row[f"{name}_sd"] = values.std(ddof=1) if len(values) > 1 else None
         rows.append(row)
@@ -152,51 +155,154 @@ def evaluation_note(runs) -> str:
         return "Every column is computed on the whole validation and test sets."
     subset = " or ".join(f"{n:,}" for n in sizes if n) + " validation images"
     return (f"Best val acc is the best curve point, each point on a fixed class-stratified subset of {subset} "
-            "(run parameter eval_size, the same images for every run); test acc and val loss are the whole "
-            "test and validation sets at the end.")
+            "(run parameter eval_size, the same images for every run); test acc, val loss and test loss are the "
+            "whole test and validation sets at the end.")
+
+
+# Short headers keep the nine columns on an A4 page; the caption spells them out.
+SUMMARY_HEADER = ["setting", "diverged/runs", "best val acc %", "train acc %", "test acc %", "train loss",
+                  "val loss", "test loss", "train s"]
 
 
 def summary_table(summary: pd.DataFrame, note: str = "") -> dict:
-    """Header and formatted rows of the summary table (accuracies in %); `note` ends the caption."""
+    """Header and formatted rows of the summary table (accuracies in %); `note` ends the caption.
 
-    header = ["setting", "runs", "diverged", "best val acc %", "test acc %", "train loss", "val loss", "train s"]
+    Train and test accuracy and loss side by side (seed 003 problem 1.3 compares them); train acc and
+    train loss are the last curve point's, i.e. the mean over the training batches since the previous
+    evaluation, in training mode (dropout on).
+    """
     rows, diverged = [], []
     for _, r in summary.iterrows():
         def pm(name, f=fmt_pct):
-            mean, sd = r[f"{name}_mean"], r[f"{name}_sd"]
+            mean, sd = r.get(f"{name}_mean"), r.get(f"{name}_sd")
             if f(mean) == "":
                 return "—"
-            return f(mean) + (f" ± {f(sd)}" if f(sd) else "")
-        rows.append([r["label"], str(int(r["n"])), r["diverged"], pm("best_val_acc"), pm("test_acc"),
-                     pm("train_loss", fmt_loss), pm("val_loss", fmt_loss), fmt_num(r["train_seconds_mean"], 3)])
+            # non-breaking spaces: "82.1 ± 0.6" stays on one line of a narrow column
+            return f(mean) + (f"\u00a0±\u00a0{f(sd)}" if f(sd) else "")
+        def mean(name, f=fmt_loss):  # losses: the mean alone keeps nine columns on the page (sd in summary.csv)
+            return f(r.get(f"{name}_mean")) or "—"
+        rows.append([r["label"], r["diverged"], pm("best_val_acc"), pm("train_acc"), pm("test_acc"),
+                     mean("train_loss"), mean("val_loss"), mean("test_loss"), fmt_num(r["train_seconds_mean"], 3)])
         diverged.append(int(r["n_diverged"]) > 0)
-    caption = "Summary over seeds (mean ± sd of finished runs; accuracy in %)." + (f" {note}" if note else "")
-    return table(caption, header, rows, diverged)
+    caption = ("Summary over seeds (accuracies: mean ± sd of finished runs, in %; losses and train s: means; "
+               "diverged/runs counts the runs whose loss became non-finite; train acc and train loss are over the "
+               "training batches since the last evaluation, in training mode; train s = training seconds)."
+               + (f" {note}" if note else ""))
+    return table(caption, header=SUMMARY_HEADER, rows=rows, diverged=diverged)
 
 
-def references_table(study, runs: pd.DataFrame) -> dict | None:
-    """Published numbers beside ours: our runs selected by each reference's `match`."""
+# ------------------------------------------------------- published numbers
+# Units of a reference's metric: accuracies are fractions (shown in %), times seconds, losses plain.
+_SECONDS_METRICS = ("train_seconds",)
+_LOSS_METRICS = ("final_train_loss", "final_val_loss", "final_test_loss")
 
-    if not study.references:
-        return None
+
+def metric_text(metric: str, x) -> str:
+    """A value of `metric` as the reference table shows it: '99.1%', '7.76 s', '0.345'."""
+    if metric in _SECONDS_METRICS:
+        return f"{fmt_num(x, 3)} s"
+    if metric in _LOSS_METRICS:
+        return fmt_loss(x)
+    return f"{fmt_pct(x)}%"
+
+
+def reference_verdict(ref: dict, values: list[float], setup: str) -> dict:
+    """Score one reference: inside / outside its band, or not scored and why.
+
+    A number is scored only when the config gives it a `band` (in the metric's units, accuracies as
+    fractions 0..1) and declares `setup_matches: true`; our value is the mean over the finished
+    matching runs. Returns {"what", "verdict": "inside" | "outside" | "not scored", "ours": float | None,
+    "band": [low, high] | None, "reason", "metric", "published", "source", "n_runs"}.
+    """
+    metric = ref.get("metric", "final_test_acc")
+    band = [float(b) for b in ref["band"]] if ref.get("band") else None
+    if band and band[0] > band[1]:
+        raise ValueError(f"reference {ref['what']!r}: band {band} has its low end above its high end")
+    ours = float(pd.Series(values).mean()) if values else None
+    if ours is None:
+        verdict, reason = "not scored", "no finished matching run"
+    elif not ref.get("setup_matches", False):
+        verdict = "not scored"
+        reason = ((ref.get("differs") or "").strip()
+                  or f"our setup is not declared to match the published one (ours: {setup})")
+    elif not band:
+        verdict, reason = "not scored", "no band is given for the published number"
+    else:
+        verdict = "inside" if band[0] <= ours <= band[1] else "outside"
+        reason = (f"ours {metric_text(metric, ours)} is {verdict} the band "
+                  f"{metric_text(metric, band[0])} to {metric_text(metric, band[1])}")
+    return {"what": ref["what"], "verdict": verdict, "ours": ours, "band": band, "reason": reason,
+            "metric": metric, "published": ref["published"], "source": ref["source"], "n_runs": len(values)}
+
+
+def reference_rows(study, runs: pd.DataFrame) -> list[dict]:
+    """Per reference of the study: our values (runs selected by its `match`), our setup, its verdict."""
     by_dir = runs.set_index("run_dir")
-    rows = []
+    out = []
     for ref in study.references:
+        metric = ref.get("metric", "final_test_acc")
         chosen = [r for r in study.runs if all(r.as_strings().get(k) == v for k, v in ref["match"].items())]
         found = by_dir.loc[[r.relative_dir() for r in chosen]] if chosen else by_dir.iloc[:0]
-        ok = pd.to_numeric(found[found.status == "ok"][ref["metric"]], errors="coerce").dropna()
-        if len(ok):
-            ours = fmt_pct(ok.mean()) + "%" + (f" ± {fmt_pct(ok.std(ddof=1))}" if len(ok) > 1 else "")
-            ours += f" ({len(ok)} run{'s' if len(ok) > 1 else ''})"
-        else:
-            ours = "no finished matching run"
+        column = found[found.status == "ok"][metric] if metric in found else pd.Series(dtype=float)
+        values = [float(v) for v in pd.to_numeric(column, errors="coerce").dropna()]
         setup = ", ".join(sorted({f"{display_name(r.dataset)}, {r.model}, {r.epochs} epochs"
                                   + (f", {r.train_subset} training images" if r.train_subset else "")
                                   for r in chosen})) or "—"
-        rows.append([ref["what"], ref["published"], ref["source"], ours, setup])
-    return table("Published numbers beside ours. Where our setup differs (dataset, epochs, subset), "
-                 "the comparison is indicative only; the last column says what we ran.",
-                 ["published setup", "published", "source", "ours", "our setup"], rows)
+        out.append({"ref": ref, "values": values, "setup": setup, "verdict": reference_verdict(ref, values, setup)})
+    return out
+
+
+def _verdict_cells(verdicts: list[dict]) -> tuple[list[str], list[str]]:
+    """The verdict column, and notes for reasons that several rows share (said once, not in every row)."""
+    reasons = [v["reason"] for v in verdicts if v["verdict"] == "not scored"]
+    shared = list(dict.fromkeys(r for r in reasons if reasons.count(r) > 1))
+    marks = {reason: chr(ord("a") + i) if i < 26 else str(i + 1) for i, reason in enumerate(shared)}
+    cells = [v["reason"] if v["verdict"] != "not scored"
+             else f"not scored: see note ({marks[v['reason']]})" if v["reason"] in marks
+             else f"not scored: {v['reason']}" for v in verdicts]
+    return cells, [f"({marks[r]}) {r}." for r in shared]
+
+
+def references_table(study, runs: pd.DataFrame) -> dict | None:
+    """Published numbers beside ours: our runs selected by each reference's `match`, and the verdict."""
+
+    if not study.references:
+        return None
+    items = reference_rows(study, runs)
+    verdicts, notes = _verdict_cells([item["verdict"] for item in items])
+    rows = []
+    for item, verdict in zip(items, verdicts):
+        values, metric = item["values"], item["verdict"]["metric"]
+        if values:
+            mean = pd.Series(values).mean()
+            ours = metric_text(metric, mean)
+            if len(values) > 1:
+                sd = pd.Series(values).std(ddof=1)
+                ours += f" ± {metric_text(metric, sd).removesuffix('%').removesuffix(' s')}"
+            ours += f" ({len(values)} run{'s' if len(values) > 1 else ''})"
+        else:
+            ours = "no finished matching run"
+        ref = item["ref"]
+        rows.append([ref["what"], ref["published"], ref["source"], ours, item["setup"], verdict])
+    caption = ("Published numbers beside ours. A number is scored (inside or outside a band) only where the "
+               "config declares our setup the same as the published one; otherwise the verdict says how they "
+               "differ and the comparison is context only. 'our setup' says what we ran.")
+    if notes:
+        caption += " Notes: " + " ".join(notes)
+    return table(caption, ["published setup", "published", "source", "ours", "our setup", "verdict"], rows)
+
+
+def references_findings(verdicts: list[dict]) -> list[str]:
+    """One sentence counting the verdicts, and one per scored reference."""
+    if not verdicts:
+        return []
+    counts = {k: sum(v["verdict"] == k for v in verdicts) for k in ("inside", "outside", "not scored")}
+    sentences = [f"Published numbers: {counts['inside']} inside their band, {counts['outside']} outside, "
+                 f"{counts['not scored']} not scored (setup not the same as ours, no band, or no finished run)."]
+    for v in verdicts:
+        if v["verdict"] != "not scored":
+            sentences.append(f"{v['what']} ({v['source']}): {v['reason']}.")
+    return sentences
 
 
 def picked_rates_findings(ctx) -> list[str]:
@@ -227,13 +333,17 @@ def fragment(ctx) -> dict:
     references = references_table(study, runs)
     if references:
         tables.append(references)
+    verdicts = [item["verdict"] for item in reference_rows(study, runs)]
     first = read_json(ctx.run_dir(study.runs[0]) / METRICS)
     return make_fragment(
         tables=tables,
-        findings=picked_rates_findings(ctx) + generic_findings(summary) + bn_comparison_findings(summary, study.axes),
+        findings=(picked_rates_findings(ctx) + generic_findings(summary) + bn_comparison_findings(summary, study.axes)
+                  + references_findings(verdicts)),
         stats={"n_runs": len(runs), "n_diverged": int((runs.status == "diverged").sum()),
                "train_seconds": float(pd.to_numeric(runs.train_seconds, errors="coerce").sum()),
-               "dataset_source": first.get("dataset_source", "")},
+               "dataset_source": first.get("dataset_source", ""),
+               # [{"what", "verdict": "inside" | "outside" | "not scored", "ours", "band", "reason", ...}]
+               "references": verdicts},
     )
 
 

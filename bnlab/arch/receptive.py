@@ -45,6 +45,27 @@ def receptive_field_probe(n: int, f: int) -> int:
     return height
 
 
+def receptive_field_composed(model: nn.Module) -> int:
+    """Side of the receptive field of a chain of convs and pools, composed from the modules' own geometry.
+
+    Walks the modules in definition order; every module with a kernel_size
+    (conv, pooling) widens the field by (k - 1) * dilation * jump, where jump is
+    the product of the strides below it (the input-pixel distance between
+    neighbouring positions of its input): r = 1 + sum_l (k_l - 1) d_l prod_{m<l} s_m.
+    For n stacked f x f stride-1 convs this is 1 + n(f - 1), the formula.
+    """
+    side, jump = 1, 1
+    for module in model.modules():
+        if not hasattr(module, "kernel_size") or not hasattr(module, "stride"):
+            continue
+        pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+        k, s = pair(module.kernel_size)[0], pair(module.stride)[0]
+        d = pair(getattr(module, "dilation", 1))[0]
+        side += (k - 1) * d * jump
+        jump *= s
+    return side
+
+
 def receptive_field_table(ns=(1, 2, 3, 4), fs=(3, 5, 7)) -> pd.DataFrame:
     """Columns n, f, formula, probe, match for every (n, f)."""
     rows = []

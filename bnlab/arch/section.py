@@ -2,8 +2,11 @@
 
     build_section([("mlp", (1, 28, 28)), ("lenet5", (1, 28, 28))], out_dir)  # -> out_dir/section.json
 
-section.json = {"tables": [{"caption", "header", "rows"}], "figures": [], "findings": [str]};
-every cell is a string, numbers with thousands separators.
+section.json = {"tables": [{"caption", "header", "rows"}], "figures": [], "findings": [str],
+                "background": [{"title", "source", "paragraphs": [str]}]};
+every cell is a string, numbers with thousands separators. The background parts
+(bnlab.arch.background) explain the seed's questions 3.3 and 3.4(a, d) in words,
+with numbers computed from the modules; their tables follow the section's own.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from bnlab.models.accounting import layer_table, shape_text, totals
 from bnlab.runfolder import write_json
 
 from . import reference as ref
+from .background import inception_background, receptive_background
 from .fmt import short, thousands
 from .inception import CROSS_CHECK_INPUT, LECTURE_FILTERS, SEED_INPUT, inception_summary
-from .receptive import receptive_field_formula, receptive_field_probe, receptive_field_table
+from .receptive import receptive_field_formula, receptive_field_probe
 from .vgg_table import vgg19_seed_table
 
 SECTION_FILE = "section.json"
@@ -162,19 +166,15 @@ def section_data(models_used: Sequence[tuple[str, tuple[int, int, int]]]) -> dic
         f"with {_pct(fcs.activations.sum(), total.activations)} of the activations."
     )
 
-    # Receptive field
-    rf = receptive_field_table()
-    tables.append(_table(
-        "Receptive field of N stacked FxF convolutions (stride 1): formula NF - N + 1 vs a probe (real conv "
-        "stack, positive weights, gradient of one central output; side of the nonzero input-gradient square).",
-        ["N", "F", "formula NF-N+1", "probe", "match"],
-        [[r.n, r.f, f"{r.n}*{r.f}-{r.n}+1 = {r.formula}", r.probe, "yes" if r.match else "NO"]
-         for r in rf.itertuples()],
-    ))
+    # Receptive field: the background part's table (formula, composed, probe; weights of stack vs single)
+    stack_part = receptive_background()
+    tables.append(stack_part["table"])
+    rf = stack_part["rows"]
     f3, p3 = receptive_field_formula(3, 5), receptive_field_probe(3, 5)
+    agree = sum(r["formula"] == r["probe"] for r in rf)
     findings.append(
         f"Three stacked 5x5 convolutions see a {f3}x{f3} input region by the formula (3*5-3+1 = {f3}) and "
-        f"{p3}x{p3} by the probe; formula and probe agree for {int(rf.match.sum())} of {len(rf)} (N, F) pairs. "
+        f"{p3}x{p3} by the probe; formula and probe agree for {agree} of {len(rf)} (N, F) pairs. "
         f"They use 3*(5*5) = {3 * 5 * 5} weights per channel pair against {f3}*{f3} = {f3 * f3} "
         f"for one {f3}x{f3} filter."
     )
@@ -221,8 +221,13 @@ def section_data(models_used: Sequence[tuple[str, tuple[int, int, int]]]) -> dic
         f"(the lecture example's own input, as a cross-check): {thousands(sci['naive']['macs'])} vs "
         f"{thousands(sci['reduction']['macs'])}."
     )
+    inception_part = inception_background(SEED_INPUT)
+    tables.append(inception_part["table"])
     findings.append(FIGURE1_NOTE)
-    return {"tables": tables, "figures": [], "findings": findings}
+
+    background = [{"title": part["title"], "source": part["source"], "paragraphs": part["paragraphs"]}
+                  for part in (stack_part, inception_part)]
+    return {"tables": tables, "figures": [], "findings": findings, "background": background}
 
 
 def build_section(models_used: list[tuple[str, tuple[int, int, int]]], out_dir: str | Path) -> None:

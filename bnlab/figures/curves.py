@@ -1,14 +1,24 @@
-"""Learning curves: mean over seeds with a min-max band; diverged runs marked."""
+"""Learning curves: mean over seeds with a min-max band; diverged runs marked; test curves dashed where recorded."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from bnlab.figures.style import FULL_WIDTH_IN, apply_style, palette, plt, wrap
 
 PANELS = (("train", "loss", "training loss"), ("val", "loss", "validation loss"),
           ("train", "acc", "training accuracy"), ("val", "acc", "validation accuracy"))
+# Runs with eval_test: every record test-split curve points (split "test"); they share the validation panels.
+TEST_SPLIT = "test"
+TEST_TITLES = {"loss": "validation (solid) and test (dashed) loss",
+               "acc": "validation (solid) and test (dashed) accuracy"}
+
+
+def has_test_curves(curves: pd.DataFrame) -> bool:
+    """Whether any run recorded test-split curve points (not only the final whole-split evaluation)."""
+    return bool((curves.split == TEST_SPLIT).any())
 
 
 def legend_label(label: str, runs: pd.DataFrame) -> str:
@@ -26,12 +36,24 @@ def mean_band(curves: pd.DataFrame, split: str, metric: str, label: str) -> pd.D
 
 
 def plot_learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, out_path: str, *, title: str = "",
-                         dataset_note: str | None = None) -> None:
+                         dataset_note: str | None = None) -> dict:
+    """Four panels (train/val x loss/acc); where test curves were recorded they are dashed in the validation
+    panels, in each setting's colour. Returns {"test_curves": bool}: whether any were drawn."""
     apply_style()
     labels = list(dict.fromkeys(runs.label))
     colors = dict(zip(labels, palette(len(labels))))
+    with_test = has_test_curves(curves)
     fig, axes = plt.subplots(2, 2, figsize=(FULL_WIDTH_IN, 5.6), sharex=True, layout="constrained")
     for ax, (split, metric, name) in zip(axes.flat, PANELS):
+        if with_test and split == "val":
+            name = TEST_TITLES[metric]
+            for label in labels:
+                test = mean_band(curves, TEST_SPLIT, metric, label)
+                if test.empty:
+                    continue
+                ax.plot(test.epoch, test["mean"], color=colors[label], ls="--", lw=1.1)
+                if (test["count"] > 1).any():
+                    ax.fill_between(test.epoch, test["min"], test["max"], color=colors[label], alpha=0.08, lw=0)
         for label in labels:
             band = mean_band(curves, split, metric, label)
             if band.empty:
@@ -54,8 +76,14 @@ def plot_learning_curves(runs: pd.DataFrame, curves: pd.DataFrame, out_path: str
     handles, texts = axes.flat[0].get_legend_handles_labels()
     ncol = 1 if max(map(len, texts), default=0) > 45 else min(3, max(1, len(texts)))
     texts = [wrap(t, 75 if ncol == 1 else 40) for t in texts]
+    if with_test:  # what the two line styles of the validation panels mean
+        handles += [Line2D([], [], color="0.3"), Line2D([], [], color="0.3", ls="--", lw=1.1)]
+        texts += ["validation split (solid)", "test split (dashed)"]
     fig.legend(handles, texts, loc="outside lower center", ncol=ncol, frameon=False)
     note = "mean over seeds, band = min..max over seeds; x = last finite point of a diverged run"
+    if with_test:
+        note += "; dashed = test split"
     fig.suptitle(f"{title}\n{dataset_note + '; ' if dataset_note else ''}{note}", fontsize=9.5)
     fig.savefig(out_path)
     plt.close(fig)
+    return {"test_curves": with_test}

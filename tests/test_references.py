@@ -1,0 +1,137 @@
+"""Published numbers beside ours: bands, setup_matches and the verdicts (summary's references table and stats);
+the summary table's train/test columns; test curves in the learning-curve figure."""
+
+import pandas as pd
+import pytest
+
+from bnlab.analyses.learning_curves import dashed_test_note
+from bnlab.analyses.summary import (
+    SUMMARY_HEADER,
+    reference_rows,
+    reference_verdict,
+    references_findings,
+    references_table,
+    summarize,
+    summary_table,
+)
+from bnlab.config import ConfigError, build_plan
+
+
+def plan_with(references):
+    cfg = {"data": {"val_size": 300},
+           "defaults": {"dataset": "digits", "model": "mlp", "widths": [16], "epochs": 1, "batch_size": 64},
+           "studies": {"s": {"title": "t", "question": "q", "grid": {"bn": ["none", "hidden"]}, "seeds": [0, 1],
+                             "references": references}}}
+    return build_plan(cfg).studies["s"]
+
+
+def fake_runs(study, acc):
+    """A run table as summary writes it: final_test_acc by (bn, seed), train_seconds 2.0."""
+    return pd.DataFrame([{"label": study.label(r), "seed": r.seed, "bn": r.bn, "status": "ok",
+                          "final_test_acc": acc[(r.bn, r.seed)], "train_seconds": 2.0,
+                          "run_dir": r.relative_dir()} for r in study.runs])
+
+
+ACC = {("none", 0): 0.90, ("none", 1): 0.92, ("hidden", 0): 0.95, ("hidden", 1): 0.97}
+REFS = [
+    {"what": "inside", "published": "91%", "source": "Paper A 2020", "match": {"bn": "none"},
+     "band": [0.90, 0.93], "setup_matches": True},
+    {"what": "outside", "published": "99%", "source": "Paper B 2021", "match": {"bn": "hidden"},
+     "band": [0.98, 1.0], "setup_matches": True},
+    {"what": "context", "published": "50%", "source": "Seed 001, section 5", "match": {"bn": "hidden"},
+     "band": [0.4, 0.6], "differs": "the seed trains on CIFAR-10"},
+    {"what": "time", "published": "576 ms", "source": "Seed 002, table 1", "match": {"bn": "none"},
+     "metric": "train_seconds", "differs": "the seed does not say what it timed"},
+]
+
+
+def test_verdicts_inside_outside_and_not_scored():
+    study = plan_with(REFS)
+    verdicts = [item["verdict"] for item in reference_rows(study, fake_runs(study, ACC))]
+    inside, outside, context, time = verdicts
+    assert inside["verdict"] == "inside" and inside["ours"] == pytest.approx(0.91) and inside["band"] == [0.9, 0.93]
+    assert inside["reason"] == "ours 91.0% is inside the band 90.0% to 93.0%"
+    assert outside["verdict"] == "outside" and outside["ours"] == pytest.approx(0.96)
+    assert outside["reason"] == "ours 96.0% is outside the band 98.0% to 100.0%"
+    # a band alone does not score: the setup must be declared the same
+    assert context["verdict"] == "not scored" and context["reason"] == "the seed trains on CIFAR-10"
+    assert context["ours"] == pytest.approx(0.96)
+    assert time["verdict"] == "not scored" and time["ours"] == pytest.approx(2.0) and time["band"] is None
+    assert set(inside) >= {"what", "verdict", "ours", "band", "reason"}
+
+
+def test_a_different_run_table_flips_the_verdict():
+    study = plan_with(REFS[:1])
+    low = {**ACC, ("none", 0): 0.80, ("none", 1): 0.82}
+    assert reference_rows(study, fake_runs(study, ACC))[0]["verdict"]["verdict"] == "inside"
+    verdict = reference_rows(study, fake_runs(study, low))[0]["verdict"]
+    assert verdict["verdict"] == "outside" and verdict["reason"].startswith("ours 81.0% is outside")
+
+
+def test_not_scored_without_band_without_runs_and_without_a_reason():
+    ref = {"what": "w", "published": "p", "source": "s", "metric": "final_test_acc", "setup_matches": True}
+    assert reference_verdict(ref, [0.5], "x")["reason"] == "no band is given for the published number"
+    assert reference_verdict({**ref, "band": [0, 1]}, [], "x")["reason"] == "no finished matching run"
+    undeclared = reference_verdict({**ref, "setup_matches": False}, [0.5], "digits, mlp")
+    assert undeclared["verdict"] == "not scored" and "ours: digits, mlp" in undeclared["reason"]
+    with pytest.raises(ValueError, match="low end above its high end"):
+        reference_verdict({**ref, "band": [0.9, 0.1]}, [0.5], "x")
+
+
+def test_references_table_shows_the_verdict_and_shares_repeated_reasons():
+    refs = REFS + [{**REFS[2], "what": "context 2"}]
+    study = plan_with(refs)
+    tab = references_table(study, fake_runs(study, ACC))
+    assert tab["header"][-1] == "verdict"
+    cells = {row["cells"][0]: row["cells"] for row in tab["rows"]}
+    assert cells["inside"][3] == "91.0% ± 1.4 (2 runs)" and cells["inside"][-1].startswith("ours 91.0% is inside")
+    assert cells["time"][3] == "2 s ± 0 (2 runs)"
+    assert cells["context"][-1] == cells["context 2"][-1] == "not scored: see note (a)"
+    assert cells["time"][-1] == "not scored: the seed does not say what it timed"
+    assert "Notes: (a) the seed trains on CIFAR-10." in tab["caption"]
+    text = " ".join(references_findings([i["verdict"] for i in reference_rows(study, fake_runs(study, ACC))]))
+    assert "1 inside their band, 1 outside, 3 not scored" in text
+    assert "inside (Paper A 2020): ours 91.0% is inside the band" in text
+
+
+def test_schema_checks_band_units():
+    with pytest.raises(ConfigError, match=r"references\[0\]\.band\[0\]': 91 is greater than the maximum of 1"):
+        plan_with([{**REFS[0], "band": [91, 93]}])
+    with pytest.raises(ConfigError, match=r"references\[0\]\.band'"):
+        plan_with([{**REFS[0], "band": [0.9]}])
+    seconds = plan_with([{**REFS[3], "band": [100, 900], "setup_matches": True}])
+    assert seconds.references[0]["band"] == [100, 900]
+    assert plan_with(REFS[:1]).references[0]["differs"] == ""  # defaults filled
+    assert plan_with([REFS[3]]).references[0]["setup_matches"] is False
+
+
+# ------------------------------------------------------------ the summary table
+def test_summary_table_has_train_and_test_accuracy_and_loss():
+    runs = pd.DataFrame([{"label": "bn=none", "bn": "none", "seed": s, "status": "ok", "best_val_acc": 0.9,
+                          "final_train_acc": 0.95 + 0.01 * s, "final_test_acc": 0.89, "final_train_loss": 0.1,
+                          "final_val_loss": 0.3, "final_test_loss": 0.31 + 0.02 * s, "train_seconds": 3.0}
+                         for s in (0, 1)])
+    tab = summary_table(summarize(runs, ["bn"]))
+    assert tab["header"] == SUMMARY_HEADER == ["setting", "diverged/runs", "best val acc %", "train acc %",
+                                               "test acc %", "train loss", "val loss", "test loss", "train s"]
+    assert tab["rows"][0]["cells"] == ["bn=none", "0/2", "90.0\u00a0±\u00a00.0", "95.5\u00a0±\u00a00.7", "89.0\u00a0±\u00a00.0", "0.100",
+                                       "0.300", "0.320", "3"]
+    # an older run table without the new columns still renders, with a dash
+    old = summarize(runs.drop(columns=["final_train_acc", "final_test_loss"]), ["bn"])
+    cells = summary_table(old)["rows"][0]["cells"]
+    assert cells[3] == "—" and cells[7] == "—"
+
+
+def test_learning_curve_caption_says_when_test_curves_are_drawn(tmp_path):
+    from bnlab.figures.curves import plot_learning_curves
+
+    runs = pd.DataFrame([{"label": "a", "seed": 0, "status": "ok"}])
+    rows = [{"label": "a", "seed": 0, "split": split, "step": st, "epoch": st / 2, "loss": 1.0 / (st + 1),
+             "acc": 0.5 + 0.1 * st, "images": 100} for split in ("train", "val") for st in range(1, 4)]
+    curves = pd.DataFrame(rows)
+    assert dashed_test_note(curves) == ""
+    assert plot_learning_curves(runs, curves, tmp_path / "a.png") == {"test_curves": False}
+    with_test = pd.concat([curves, curves[curves.split == "val"].assign(split="test", images=50)])
+    assert plot_learning_curves(runs, with_test, tmp_path / "b.png") == {"test_curves": True}
+    note = dashed_test_note(with_test)
+    assert "Dashed lines in the validation panels are the test split" in note and "on 50 test images" in note

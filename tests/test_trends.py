@@ -1,0 +1,124 @@
+"""The trends analysis (seed 000 ex. 2e): pairs of cells that differ only in epochs, on tiny synthetic tables."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from bnlab.analyses import get_analysis
+from bnlab.analyses.trends import (
+    end_slope,
+    epoch_pairs,
+    no_axis_finding,
+    trend_rows,
+    trend_sentence,
+    trend_table,
+)
+
+AXES = ["bn", "epochs"]
+
+
+def tables(short_acc, long_acc, long_val_tail, seeds=(0, 1), test_curve=False):
+    """runs and curves of two settings (bn none / hidden) x epochs 2 and 4.
+
+    short_acc / long_acc: {seed: final test acc} of the bn=none cells; long_val_tail: the 4-epoch bn=none
+    run's validation accuracy at epochs 3, 3.5, 4 (earlier points rise linearly to 0.7 at epoch 2).
+    The bn=hidden cells only exist at 4 epochs, so they pair with nothing.
+    """
+    runs, curves = [], []
+    for bn, epochs in (("none", "2"), ("none", "4"), ("hidden", "4")):
+        label = f"bn={bn}, epochs={epochs}"
+        for seed in seeds:
+            acc = (short_acc if epochs == "2" else long_acc)[seed] if bn == "none" else 0.9
+            runs.append({"label": label, "seed": seed, "bn": bn, "epochs": epochs, "status": "ok",
+                         "final_test_acc": acc})
+            points = [(e / 2, 0.5 + 0.05 * e) for e in range(0, 5)]  # epochs 0..2, acc 0.5..0.7
+            if epochs == "4":
+                points += [(2.5, 0.72), *zip((3.0, 3.5, 4.0), long_val_tail[seed])]
+            for step, (epoch, val) in enumerate(points):
+                curves.append({"label": label, "seed": seed, "split": "val", "step": step, "epoch": epoch,
+                               "acc": val, "loss": 1 - val})
+                if test_curve:
+                    curves.append({"label": label, "seed": seed, "split": "test", "step": step, "epoch": epoch,
+                                   "acc": val - 0.01, "loss": 1 - val})
+    return pd.DataFrame(runs), pd.DataFrame(curves)
+
+
+def test_pairs_are_cells_that_differ_only_in_epochs():
+    runs, _ = tables({0: .7, 1: .7}, {0: .8, 1: .8}, {0: (.7, .7, .7), 1: (.7, .7, .7)})
+    pairs = epoch_pairs(runs, AXES)
+    assert pairs == [{"setting": "bn=none", "short_label": "bn=none, epochs=2", "long_label": "bn=none, epochs=4",
+                      "short_epochs": 2.0, "long_epochs": 4.0}]
+    assert epoch_pairs(runs, ["bn"]) == []
+
+
+def test_longer_training_that_helps_and_is_still_rising():
+    runs, curves = tables({0: 0.70, 1: 0.72}, {0: 0.80, 1: 0.81}, {0: (0.74, 0.76, 0.78), 1: (0.75, 0.77, 0.79)})
+    row = trend_rows(runs, curves, AXES, last_points=3).iloc[0]
+    assert row["short_mean"] == pytest.approx(0.71) and row["long_mean"] == pytest.approx(0.805)
+    assert row["diff"] == pytest.approx(0.095)
+    assert row["spread"] == pytest.approx(pd.Series([0.70, 0.72]).std())
+    assert row["verdict"] == "improved" and row["paired_up"] == 2
+    assert row["val_at_short"] == pytest.approx(0.70)  # the 4-epoch run's own curve at epoch 2
+    assert row["val_at_end"] == pytest.approx(0.785)
+    assert row["slope"] == pytest.approx(0.04) and row["trend"] == "still rising"  # +0.02 per half epoch
+    text = trend_sentence(row)
+    assert text.startswith("bn=none: training 4 instead of 2 epochs raised the test accuracy from 71.0% ± 1.4 "
+                           "to 80.5% ± 0.7 (+9.5 points; higher in 2 of 2 seeds).")
+    assert "exceeds twice the seeds' spread (2.8 points): longer training helped" in text
+    assert "went from 70.0% at epoch 2 to 78.5% at epoch 4" in text
+    assert "+4.00 points per epoch, rising in every seed: it was still improving" in text
+
+
+def test_longer_training_within_the_spread_and_levelled_off():
+    runs, curves = tables({0: 0.70, 1: 0.76}, {0: 0.74, 1: 0.73}, {0: (0.75, 0.74, 0.74), 1: (0.74, 0.74, 0.73)})
+    row = trend_rows(runs, curves, AXES, last_points=3).iloc[0]
+    assert row["verdict"] == "no clear change" and row["paired_up"] == 1
+    assert row["trend"] == "flat or falling" and row["slope"] < 0
+    text = trend_sentence(row)
+    assert "raised the test accuracy from 73.0% ± 4.2 to 73.5% ± 0.7 (+0.5 points; higher in 1 of 2 seeds)" in text
+    assert "within twice the seeds' spread (8.5 points): no clear change" in text
+    assert "flat or falling in every seed: it had levelled off" in text
+    assert "helped" not in text and "still improving" not in text
+
+
+def test_longer_training_that_hurts_and_mixed_ends():
+    runs, curves = tables({0: 0.80, 1: 0.80}, {0: 0.70, 1: 0.71}, {0: (0.70, 0.71, 0.72), 1: (0.73, 0.71, 0.70)})
+    row = trend_rows(runs, curves, AXES).iloc[0]
+    assert row["verdict"] == "worse" and row["trend"] == "mixed"
+    text = trend_sentence(row)
+    assert "lowered the test accuracy from 80.0% ± 0.0 to 70.5% ± 0.7 (-9.5 points; higher in 0 of 2 seeds)" in text
+    assert "longer training hurt" in text and "rising in 1 of 2 seeds: no clear trend" in text
+
+
+def test_one_seed_is_inconclusive_and_test_curves_are_used():
+    runs, curves = tables({0: 0.70}, {0: 0.80}, {0: (0.74, 0.76, 0.78)}, seeds=(0,), test_curve=True)
+    row = trend_rows(runs, curves, AXES).iloc[0]
+    assert row["verdict"] == "inconclusive" and math.isnan(row["spread"])
+    assert row["test_at_short"] == pytest.approx(0.69) and row["test_at_end"] == pytest.approx(0.77)
+    text = trend_sentence(row)
+    assert "With one seed per cell there is no spread" in text and "its test curve from 69.0% to 77.0%" in text
+    assert "rising in its one seed" in text
+    tab = trend_table(trend_rows(runs, curves, AXES), 3)
+    assert "long run: test curve % → end" in tab["header"]
+    assert tab["rows"][0]["cells"][1] == "2\u00a0→\u00a04"
+    assert all(len(r["cells"]) == len(tab["header"]) for r in tab["rows"])
+
+
+def test_a_diverged_long_cell_is_said_not_compared():
+    runs, curves = tables({0: 0.70, 1: 0.72}, {0: 0.80, 1: 0.81}, {0: (.7, .7, .7), 1: (.7, .7, .7)})
+    runs.loc[runs.label == "bn=none, epochs=4", "status"] = "diverged"
+    row = trend_rows(runs, curves, AXES).iloc[0]
+    assert row["verdict"] == "no finished runs"
+    assert "cannot be compared: the longer cell has no finished run" in trend_sentence(row)
+
+
+def test_end_slope_and_no_axis_sentence():
+    curve = pd.DataFrame({"epoch": [1.0, 2.0, 3.0, 4.0], "acc": [0.1, 0.2, 0.4, 0.6]})
+    assert end_slope(curve, 2) == pytest.approx(0.2) and math.isnan(end_slope(curve.tail(1), 3))
+    assert no_axis_finding("init", ["5"]).startswith("Study 'init' has no epochs axis (its runs train 5 epochs)")
+
+
+def test_registered_with_summary_as_prerequisite():
+    entry = get_analysis("trends")
+    assert entry.needs == ("summary",) and entry.defaults() == {"last_points": 3}
