@@ -144,6 +144,14 @@ class StudyPlan:
     analysis_options: dict[str, dict] = field(default_factory=dict)  # analysis -> its options from the config
     references: list[dict] = field(default_factory=list)
     kind: str = "train"
+    # claims checked against the runs (expectations analysis) and declared pairs (comparisons);
+    # their cell selectors are canonical text like references' `match`
+    expect: list[dict] = field(default_factory=list)
+    compare: list[dict] = field(default_factory=list)
+
+    def select(self, partial: dict) -> list[RunSpec]:
+        """Runs whose parameters match every key of a canonical partial (see _canonical_partial)."""
+        return [r for r in self.runs if all(r.as_strings().get(k) == v for k, v in partial.items())]
 
     @property
     def datasets(self) -> list[str]:
@@ -340,15 +348,18 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
     analyses, analysis_options = _analysis_entries(study["analyses"], where + ["analyses"])
     if study["kind"] != "train":
         # Studies that train nothing: the grid keys would be silently ignored, so refuse them.
-        for key in ("fixed", "grid", "exclude", "analyses", "references"):
+        for key in ("fixed", "grid", "exclude", "analyses", "references", "compare"):
             if study[key]:
                 raise ConfigError(f"config error at '{_path_text(where + [key])}': a study of kind "
                                   f"'{study['kind']}' trains nothing and takes no {key}")
         # The kind names its one analysis; the study's options are that analysis's options.
-        return StudyPlan(name=name, title=study["title"], question=study["question"], source=study["source"],
+        plan = StudyPlan(name=name, title=study["title"], question=study["question"], source=study["source"],
                          notes=study["notes"], runs=[], seeds=list(study["seeds"]), kind=study["kind"],
                          analyses=[study["kind"]],
                          analysis_options={study["kind"]: dict(study["options"])})
+        # expectations about the numbers its analysis computes (no cells: it has no runs)
+        plan.expect = [_expectation(plan, e, where + ["expect", i]) for i, e in enumerate(study["expect"])]
+        return plan
     if study["options"]:
         raise ConfigError(f"config error at '{_path_text(where + ['options'])}': a training study sets its "
                           "analyses' options in its analyses list ({name: {option: value}})")
@@ -391,7 +402,7 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
     # a key that no single grid varies), in the canonical parameter order.
     values = {p: {r.as_strings()[p] for r in run_list} for p in PARAM_NAMES if p != "seed"}
     axes_list = [p for p in PARAM_NAMES if p != "seed" and len(values[p]) > 1]
-    return StudyPlan(
+    plan = StudyPlan(
         name=name,
         title=study["title"],
         question=study["question"],
@@ -404,6 +415,57 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         analysis_options=analysis_options,
         references=references,
     )
+    plan.expect = [_expectation(plan, e, where + ["expect", i]) for i, e in enumerate(study["expect"])]
+    plan.compare = [{**c, "a": _cell(plan, c["a"], where + ["compare", i, "a"], one=True),
+                     "b": _cell(plan, c["b"], where + ["compare", i, "b"], one=True)}
+                    for i, c in enumerate(study["compare"])]
+    return plan
+
+
+# Tests of an expectation that compare two cells, and those about a set of cells.
+PAIR_TESTS = ("higher", "lower", "similar", "faster")
+CELL_TESTS = ("chance", "above_chance", "diverges", "no_divergence", "below", "above")
+
+
+def _cell(study: StudyPlan, partial: dict, where: list, one: bool) -> dict[str, str]:
+    """A cell selector checked against the study: known parameters, at least one run, one cell if `one`."""
+    for key, value in partial.items():
+        _check_param(key, value, where + [key])
+    canonical = _canonical_partial(partial)
+    chosen = study.select(canonical) if study.runs else []
+    if not chosen:
+        raise ConfigError(f"config error at '{_path_text(where)}': {partial} matches no run of study "
+                          f"'{study.name}'")
+    labels = list(dict.fromkeys(study.label(r) for r in chosen))
+    if one and len(labels) > 1:
+        raise ConfigError(f"config error at '{_path_text(where)}': {partial} matches {len(labels)} cells "
+                          f"({'; '.join(labels[:4])}{'; ...' if len(labels) > 4 else ''}); name one cell")
+    return canonical
+
+
+def _expectation(study: StudyPlan, entry: dict, where: list) -> dict:
+    """An `expect:` entry with its selectors checked and canonical; the fields its test needs present."""
+    test, out = entry["test"], dict(entry)
+    if test in PAIR_TESTS:
+        for side in ("a", "b"):
+            if side not in entry:
+                raise ConfigError(f"config error at '{_path_text(where)}': test '{test}' compares two cells; "
+                                  f"give '{side}' (and {'b' if side == 'a' else 'a'}), run parameters of one cell each")
+            # a run metric pairs one cell's runs by seed; an analysis's measure may be over several cells
+            # (landscape's loss band spans a bn setting's lrs), so it only needs the selector to match
+            out[side] = _cell(study, entry[side], where + [side], one="." not in entry.get("metric", ""))
+        if entry.get("cells"):
+            raise ConfigError(f"config error at '{_path_text(where + ['cells'])}': test '{test}' takes a and b, "
+                              "not cells")
+    else:
+        for side in ("a", "b"):
+            if side in entry:
+                raise ConfigError(f"config error at '{_path_text(where + [side])}': test '{test}' is about "
+                                  f"`cells`, not a pair; pair tests: {', '.join(PAIR_TESTS)}")
+        out["cells"] = [_cell(study, c, where + ["cells", i], one=False) for i, c in enumerate(entry.get("cells", []))]
+    if test in ("below", "above") and "value" not in entry:
+        raise ConfigError(f"config error at '{_path_text(where)}': test '{test}' needs a 'value' to compare with")
+    return out
 
 
 def validate_config(config: dict) -> dict:

@@ -4,6 +4,7 @@ import os
 from snakemake.exceptions import WorkflowError
 
 from bnlab.analyses import get_analysis, list_analyses
+from bnlab.analyses.registry import needs_of
 from bnlab.analyses.runner import plan_extra
 from bnlab.config import ConfigError
 from bnlab.workflow import analysis_code, code_files, load_plan, report_code
@@ -69,7 +70,7 @@ def analysis_inputs(study_name, analysis):
     if entry.trains:
         for name in dict.fromkeys(("metrics.json",) + entry.reads):
             inputs[name.split(".")[0]] = study_run_files(study_name, name)
-    inputs["needs"] = [analysis_folder(study_name, need) for need in entry.needs]
+    inputs["needs"] = [analysis_folder(study_name, need) for need in needs_of(analysis, PLAN.studies[study_name])]
     return inputs
 
 

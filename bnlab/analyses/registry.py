@@ -51,6 +51,9 @@ class Analysis:
     # (plan, study) -> dict of plan-wide values the analysis depends on beyond its
     # study's runs (arch: the models every study trains); its job re-runs when they change
     plan_params: Callable[[Any, Any], dict] | None = None
+    # (study) -> further analyses of the study it reads, known only from the study's config
+    # (expectations: those whose measures an `expect:` entry names); added like `needs`
+    study_needs: Callable[[Any], tuple[str, ...]] | None = None
     module: str = ""  # set by register(): the module whose code (and imports) the job depends on
     source: str = ""  # its file, for plug-ins loaded by path
 
@@ -83,13 +86,20 @@ def get_analysis(name: str) -> Analysis:
     return _ANALYSES[name]
 
 
+def needs_of(name: str, study) -> tuple[str, ...]:
+    """The analyses of `study` whose folders analysis `name` reads: its `needs` and its study_needs."""
+    entry = get_analysis(name)
+    extra = entry.study_needs(study) if entry.study_needs else ()
+    return tuple(dict.fromkeys((*entry.needs, *extra)))
+
+
 def list_analyses() -> list[str]:
     load_builtin()
     return sorted(_ANALYSES)
 
 
 # Modules of the package that are machinery, not analyses.
-MACHINERY = ("registry", "runner", "collect", "formats")
+MACHINERY = ("registry", "runner", "collect", "formats", "evidence")
 
 
 def builtin_modules() -> list[str]:

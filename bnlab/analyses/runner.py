@@ -10,13 +10,15 @@ from pathlib import Path
 
 import jsonschema
 
-from bnlab.analyses.registry import FRAGMENT, Analysis, get_analysis, list_analyses, load_plugin
+from bnlab.analyses.registry import FRAGMENT, Analysis, get_analysis, list_analyses, load_plugin, needs_of
 from bnlab.config import ConfigError, Plan, StudyPlan
 from bnlab.params import RunSpec
 from bnlab.runfolder import read_json, write_json
 
 # Every study that trains starts with its summary (tables, findings) and learning curves.
 TRAIN_DEFAULT = ("summary", "learning_curves")
+# Analyses a study gets when its config has the key: its declared pairs, then its verdicts, last.
+BY_CONFIG_KEY = (("compare", "comparisons"), ("expect", "expectations"))
 
 
 @dataclass
@@ -97,9 +99,13 @@ def resolve_study_analyses(study: StudyPlan) -> StudyPlan:
     """
     where = f"studies.{study.name}.analyses"
     known = list_analyses()
+    _check_expectation_metrics(study, known)  # before the analyses they name are added
     requested = list(study.analyses)
     if study.kind == "train":
         requested = [a for a in TRAIN_DEFAULT if a not in requested] + requested
+    for key, name in BY_CONFIG_KEY:
+        if getattr(study, key) and name not in requested:
+            requested.append(name)
     order: list[str] = []
 
     def add(name: str, path: str) -> None:
@@ -107,7 +113,7 @@ def resolve_study_analyses(study: StudyPlan) -> StudyPlan:
             return
         if name not in known:
             raise ConfigError(f"config error at '{path}': unknown analysis '{name}'; registered: {', '.join(known)}")
-        for need in get_analysis(name).needs:
+        for need in needs_of(name, study):
             add(need, f"{path} (needed by {name})")
         order.append(name)
 
@@ -134,6 +140,26 @@ def resolve_study_analyses(study: StudyPlan) -> StudyPlan:
                 raise ConfigError(f"config error at '{where}.{name}.{key}': {err.message}{hint}") from None
         options[name] = {**analysis.defaults(), **given}
     return dataclasses.replace(study, analyses=order, analysis_options=options)
+
+
+def _check_expectation_metrics(study: StudyPlan, known: list[str]) -> None:
+    """Each `expect:` metric is a run-table column, train_test_gap, or <analysis>.<measure> of a known analysis."""
+    from bnlab.analyses.collect import METRIC_COLUMNS  # the run table's columns
+
+    numeric = [c for c in METRIC_COLUMNS if c not in ("status", "device")] + ["train_test_gap"]
+    for i, exp in enumerate(study.expect):
+        metric, where = exp.get("metric", ""), f"studies.{study.name}.expect[{i}].metric"
+        if "." in metric:
+            source = metric.split(".", 1)[0]
+            if source not in known:
+                raise ConfigError(f"config error at '{where}': '{metric}' names analysis '{source}', which is not "
+                                  f"registered; registered: {', '.join(known)}")
+        elif not study.runs:
+            raise ConfigError(f"config error at '{where}': study '{study.name}' trains nothing, so its "
+                              f"expectations read an analysis's measures: <analysis>.<measure>")
+        elif metric not in numeric:
+            raise ConfigError(f"config error at '{where}': unknown metric '{metric}'; allowed: "
+                              f"{', '.join(numeric)}, or <analysis>.<measure>")
 
 
 def resolve_plan(plan: Plan) -> Plan:

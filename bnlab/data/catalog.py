@@ -21,6 +21,10 @@ INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
 }
 
 
+# Number of classes of each dataset: chance accuracy is 1 / this (the splits are balanced).
+NUM_CLASSES: dict[str, int] = {"fashion_mnist": 10, "mnist": 10, "cifar10": 10, "digits": 10}
+
+
 def display_name(name: str) -> str:
     return DISPLAY_NAMES.get(name, name)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from bnlab.analyses.registry import get_analysis
+from bnlab.analyses.registry import needs_of
 from bnlab.analyses.runner import plan_extra, run_analysis
 from bnlab.config import Plan
 from bnlab.report.completeness import finished
@@ -34,7 +34,7 @@ def compute_partial(plan: Plan, results: str | Path, *, log=print) -> tuple[Path
             if study.runs and not done:
                 reasons[name] = "no run of this study has finished"
                 continue
-            missing_needs = [n for n in get_analysis(name).needs if n in reasons]
+            missing_needs = [n for n in needs_of(name, study) if n in reasons]
             if missing_needs:
                 reasons[name] = f"it needs '{missing_needs[0]}', which could not be computed"
                 continue
