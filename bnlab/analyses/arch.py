@@ -24,8 +24,9 @@ def compute(ctx) -> None:
     write_json(ctx.out / SECTION_JSON, section_data(used))
 
 
-# Until the report template renders a fragment's "background" part, its paragraphs are also findings.
-BACKGROUND_AS_FINDINGS = True
+# The report template renders a fragment's "background" parts as boxed blocks; True would also list
+# their paragraphs as findings (as before the template rendered them).
+BACKGROUND_AS_FINDINGS = False
 
 
 def background_findings(background: list[dict]) -> list[str]:

@@ -8,7 +8,8 @@ report section as data, a *fragment*:
      "tables":   [{"caption": "...", "header": [...], "rows": [{"cells": [...], "diverged": False}]}],
      "findings": ["sentence", ...],
      "references": ["Ioffe & Szegedy 2015", ...],
-     "stats":    {...}}          # optional numbers the report's assembly uses (run counts, hours)
+     "stats":    {...},          # optional numbers the report's assembly uses (run counts, hours)
+     "background": [{"title": "...", "source": "...", "paragraphs": [...]}]}  # optional explanations
 
 An entry declares what it reads, so one generic Snakemake rule can give each
 (study, analysis) job exactly its inputs:
@@ -140,6 +141,10 @@ def table(caption: str, header: list[str], rows: list[list], diverged: list[bool
             "rows": [{"cells": [str(c) for c in row], "diverged": bool(d)} for row, d in zip(rows, marks)]}
 
 
-def fragment(*, figures=(), tables=(), findings=(), references=(), stats=None) -> dict:
-    return {"figures": list(figures), "tables": list(tables), "findings": list(findings),
-            "references": list(references), "stats": dict(stats or {})}
+def fragment(*, figures=(), tables=(), findings=(), references=(), stats=None, background=()) -> dict:
+    """`background`: [{"title", "source", "paragraphs": [str]}], explanations the report prints as boxes."""
+    out = {"figures": list(figures), "tables": list(tables), "findings": list(findings),
+           "references": list(references), "stats": dict(stats or {})}
+    if background:
+        out["background"] = list(background)
+    return out

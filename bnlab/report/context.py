@@ -2,9 +2,14 @@
 
 Each study's section is its analyses' fragments (fragment.json in each
 analysis folder), concatenated in the order the study lists its analyses.
-This module adds what is not any analysis's business: the title page, the
+This module adds what is not any analysis's business: the title page (with
+its scorecard of every study's expectations and published numbers), the
 study headers (grid and fixed parameters, from the plan), the completeness
 grid of a partial report, and the provenance appendix.
+
+A fragment's optional "background" parts ([{"title", "source", "paragraphs"}],
+any analysis) are passed through as the study's background blocks, in the
+order of its analyses; a fragment without them is fine.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ def study_context(study: StudyPlan, results: Path, studies_root: Path, *, failed
     """
     failed = failed or {}
     figures, tables, findings, references, stats = [], [], [], [], {}
+    background, expectations, verdicts = [], [], []
     for name in study.analyses:
         if name in failed:
             findings.append(f"Analysis '{name}' could not be computed from the finished runs: {failed[name]}")
@@ -64,7 +70,12 @@ def study_context(study: StudyPlan, results: Path, studies_root: Path, *, failed
         tables += part["tables"]
         findings += part["findings"]
         references += [r for r in part["references"] if r not in references]
-        stats.update(part.get("stats", {}))
+        background += background_parts(part.get("background"), name)
+        part_stats = part.get("stats", {})
+        if part_stats.get("expectations"):
+            expectations.append(part_stats["expectations"])
+        verdicts += part_stats.get("references") or []
+        stats.update(part_stats)
     return {
         "name": study.name,
         "title": study.title,
@@ -82,8 +93,67 @@ def study_context(study: StudyPlan, results: Path, studies_root: Path, *, failed
         "findings": findings,
         "figures": figures,
         "references": references,
+        "background": background,
+        # for the title page's scorecard: counts of the expectations analysis, summary's reference verdicts
+        "expectations": merge_expectations(expectations),
+        "reference_verdicts": verdicts,
         "completeness": None,
     }
+
+
+def background_parts(parts, analysis: str) -> list[dict]:
+    """A fragment's "background" parts as the template shows them (title, paragraphs, source line).
+
+    Any analysis may write them; paragraphs given as one string are one paragraph.
+    """
+    out = []
+    for i, part in enumerate(parts or []):
+        if not isinstance(part, dict):
+            raise ValueError(f"analysis {analysis!r}: background part {i} is not an object: {part!r}")
+        paragraphs = part.get("paragraphs", [])
+        paragraphs = [paragraphs] if isinstance(paragraphs, str) else [str(p) for p in paragraphs]
+        out.append({"analysis": analysis, "title": str(part.get("title", "")),
+                    "source": str(part.get("source", "") or ""), "paragraphs": paragraphs})
+    return out
+
+
+EXPECTATION_VERDICTS = ("confirmed", "contradicted", "inconclusive")
+
+
+def merge_expectations(found: list[dict]) -> dict | None:
+    """The study's expectation counts (stats["expectations"]["counts"]), summed if several analyses give them."""
+    if not found:
+        return None
+    counts = {k: sum(int(e.get("counts", {}).get(k, 0)) for e in found) for k in EXPECTATION_VERDICTS}
+    return {"counts": counts, "n": sum(counts.values())}
+
+
+def reference_counts(verdicts: list[dict]) -> dict:
+    """Published numbers over the report: scored (inside / outside a band), and not scored, and why.
+
+    summary.reference_verdict leaves a number unscored when no matching run finished (ours is None),
+    when no band is given, or otherwise because our setup is not the published one.
+    """
+    inside = sum(v["verdict"] == "inside" for v in verdicts)
+    outside = sum(v["verdict"] == "outside" for v in verdicts)
+    unscored = [v for v in verdicts if v["verdict"] not in ("inside", "outside")]
+    other = sum(v.get("ours") is None or v.get("reason") == "no band is given for the published number"
+                for v in unscored)
+    return {"n": len(verdicts), "scored": inside + outside, "inside": inside, "outside": outside,
+            "not_scored": len(unscored), "setup_differs": len(unscored) - other, "other": other}
+
+
+def scorecard(studies: list[dict]) -> dict | None:
+    """The title page's scorecard: per study with expectations, its confirmed / contradicted /
+    inconclusive counts (linking to its section), their totals, and the published numbers of every
+    study. None when no study has expectations (the title page then shows none)."""
+    rows = [{"name": s["name"], "title": s["title"], "href": f"#{s['name']}", **s["expectations"]["counts"]}
+            for s in studies if s.get("expectations")]
+    if not rows:
+        return None
+    totals = {k: sum(r[k] for r in rows) for k in EXPECTATION_VERDICTS}
+    references = reference_counts([v for s in studies for v in s.get("reference_verdicts", [])])
+    return {"rows": rows, "totals": totals, "references": references if references["n"] else None}
 
 
 def appendix_context(plan: Plan, results: Path) -> dict:
@@ -127,6 +197,7 @@ def report_context(plan: Plan, results: Path, *, studies_root: Path | None = Non
         studies.append(section)
     incomplete = incomplete_summary(plan, results) if partial is not None else None
     return {
+        "scorecard": scorecard(studies),
         "title": plan.config["report"]["title"],
         "subtitle": plan.config["report"]["subtitle"],
         "date": dt.date.today().isoformat(),
