@@ -105,3 +105,43 @@ def test_build_section_writes_json(tmp_path):
     assert "below the seed's threshold" in data["findings"][0]
     assert "The check can fail" in data["findings"][1]
     assert gradcheck.SEED_THRESHOLD == 1e-5
+
+
+SMALL = dict(ns=(2, 4), d=6, widths=(8, 8))
+
+
+def test_measures_are_the_sections_numbers(tmp_path, monkeypatch):
+    """The gradcheck analysis publishes the numbers its tables and findings print (build_section's settings)."""
+    import functools
+
+    from bnlab.analyses import run_analysis
+    from bnlab.analyses.gradcheck import gradcheck_numbers
+    from bnlab.config import build_plan
+    from bnlab.gradcheck import fmt_e
+
+    # the analysis runs build_section with its defaults: make them small, and the measures must follow
+    monkeypatch.setattr(gradcheck, "build_section", functools.partial(build_section, **SMALL))
+    study = build_plan({"studies": {"gc": {"kind": "gradcheck", "title": "t", "question": "q"}}}).studies["gc"]
+    frag = run_analysis(study, "gradcheck", results=tmp_path)
+    measures = frag["stats"]["measures"]
+    assert all(len(entries) == 1 and entries[0]["params"] == {} and entries[0]["seed"] is None
+               for entries in measures.values())
+    got = {name: entries[0]["value"] for name, entries in measures.items()}
+    assert got == pytest.approx(gradcheck_numbers(0, **SMALL))
+
+    grad, cmp = frag["tables"]
+    cells = lambda table, word: [float(row["cells"][i]) for row in table["rows"]  # noqa: E731
+                                 for i, h in enumerate(table["header"]) if word in h]
+    assert fmt_e(got["max_rel_error"]) == fmt_e(max(cells(grad, "max rel diff")))
+    assert fmt_e(got["max_abs_error"]) == fmt_e(max(cells(grad, "max abs diff")))
+    assert fmt_e(got["vs_torch_max_abs_diff_float64"]) == fmt_e(max(cells(cmp, "float64")))
+    assert fmt_e(got["vs_torch_max_abs_diff_float32"]) == fmt_e(max(cells(cmp, "float32")))
+    largest, broken, torch_match = frag["findings"][:3]
+    assert f"over all parameters and batch sizes: {fmt_e(got['max_abs_error'])} " in largest
+    assert f"torch's own BatchNorm (n=4) gives {fmt_e(got['torch_max_abs_error'])}:" in largest
+    assert f"the largest difference (n=4) is {fmt_e(got['broken_max_abs_error'])} " in broken
+    assert (f"within {fmt_e(got['vs_torch_max_abs_diff_float64'])} in float64 "
+            f"({fmt_e(got['vs_torch_max_rel_diff_float64'])} relative") in torch_match
+    assert (f"and {fmt_e(got['vs_torch_max_abs_diff_float32'])} in float32 "
+            f"({fmt_e(got['vs_torch_max_rel_diff_float32'])} relative)") in torch_match
+    assert got["max_abs_error"] < gradcheck.SEED_THRESHOLD < got["broken_max_abs_error"]

@@ -15,6 +15,7 @@ from bnlab import runfolder
 from bnlab.analyses import run_analysis
 from bnlab.analyses import coadaptation as coad_analysis
 from bnlab.analyses import ics as ics_analysis
+from bnlab.analyses.evidence import matches
 from bnlab.config import build_plan
 from bnlab.models import create_model
 from bnlab.models.bnlab_bn import _BnlabBatchNorm
@@ -282,7 +283,7 @@ def test_analyses_build_from_a_tiny_study(tmp_path, digits_path):
     assert (tmp_path / "studies" / "t" / "ics" / "ics.png").stat().st_size > 10_000
     rows = frag["tables"][0]["rows"]
     assert len(rows) == 4 * 2  # 4 cells x layers fc2, out
-    assert frag["findings"][0].startswith("Background.") and "Ioffe & Szegedy 2015" in frag["findings"][0]
+    assert not any(f.startswith("Ioffe & Szegedy") for f in frag["findings"])  # the explanation is background
     # two pairs (dropout 0 and 0.3), each a sentence with its direction
     verdicts = [f for f in frag["findings"] if "against" in f and "median ICS" in f]
     assert len(verdicts) == 2 and all("Santurkar et al.'s sense" in f for f in verdicts)
@@ -290,14 +291,58 @@ def test_analyses_build_from_a_tiny_study(tmp_path, digits_path):
     stats = frag["stats"]["ics"]
     assert set(stats) == {study.label(r) for r in study.runs} and set(next(iter(stats.values()))) == {"fc2", "out"}
     assert len(frag["stats"]["bn_vs_no_bn"]) == 4
+    out = tmp_path / "studies" / "t" / "ics"
+    # the background: the two notions, and numbers that are the table's medians
+    (part,) = frag["background"]
+    assert (part["title"], part["source"]) == ("Internal covariate shift", "Seed 003, problem 1.1")
+    assert "Ioffe & Szegedy 2015" in part["paragraphs"][0] and "Definition 2.1" in part["paragraphs"][1]
+    pairs = pd.read_csv(out / "ics_pairs.csv")
+    last = pairs[pairs.layer == "out"]
+    assert len(last) == 2
+    for r in last.itertuples():
+        assert (f"{ics_analysis._g(r.bn_median_rel_l2)} with {r.bn_label} against "
+                f"{ics_analysis._g(r.no_bn_median_rel_l2)} with {r.no_bn_label}") in part["paragraphs"][-1]
+    # measures: per run, medians over its steps and layers of the rows the analysis wrote
+    rows = pd.read_parquet(out / "ics_rows.parquet")
+    measures = frag["stats"]["measures"]
+    assert set(measures) == {"ics_relative", "ics_l2", "ics_cosine"}
+    for name, column in (("ics_relative", "rel_l2"), ("ics_l2", "l2"), ("ics_cosine", "cosine")):
+        assert len(measures[name]) == len(study.runs)
+        for spec, entry in zip(study.runs, measures[name]):
+            assert entry["params"] == {k: v for k, v in spec.as_strings().items() if k != "seed"}
+            assert entry["seed"] == spec.seed and matches(spec.as_strings(), entry["params"])
+            sel = rows[(rows.label == study.label(spec)) & (rows.seed == spec.seed)]
+            assert entry["value"] == pytest.approx(float(sel[column].median()))
 
     frag = run_analysis(study, "coadaptation", results=tmp_path)
     assert [f["file"] for f in frag["figures"]] == ["coadaptation.png"]
     assert len(frag["tables"][0]["rows"]) == 4 * 2  # 4 cells x hidden layers fc1, fc2
     pairs = [f for f in frag["findings"] if "with dropout vs without" in f]
     assert len(pairs) == 2 and all("by this proxy" in f or "no consistent effect" in f for f in pairs)
+    assert not any(f.startswith("Hinton et al.") for f in frag["findings"])  # the explanation is background
     assert frag["references"] == ["Hinton et al. 2012", "Srivastava et al. 2014"]
     assert set(frag["stats"]["coadaptation"][study.label(study.runs[0])]) == {"fc1", "fc2"}
+    out = tmp_path / "studies" / "t" / "coadaptation"
+    (part,) = frag["background"]
+    assert (part["title"], part["source"]) == ("Co-adaptation", "Seed 003, problem 1.1")
+    assert "Hinton et al. 2012" in part["paragraphs"][0] and "random subsets" in part["paragraphs"][0]
+    assert "300 images" in part["paragraphs"][1]
+    pairs = pd.read_csv(out / "coadapt_pairs.csv")
+    for label, pair in pairs.groupby("dropout_label"):
+        assert (f"{coad_analysis._g(pair.with_dropout.mean())} with {label} vs "
+                f"{coad_analysis._g(pair.without_dropout.mean())} with {pair.no_dropout_label.iloc[0]} "
+                "(2 layers, 1 seed)") in part["paragraphs"][-1]
+    rows = pd.read_csv(out / "coadapt_rows.csv")
+    (entries,) = frag["stats"]["measures"].values()
+    assert list(frag["stats"]["measures"]) == ["mean_abs_corr"] and len(entries) == len(study.runs)
+    layers = pd.read_csv(out / "coadapt_layers.csv")
+    for spec, entry in zip(study.runs, entries):
+        assert entry["params"] == {k: v for k, v in spec.as_strings().items() if k != "seed"}
+        assert entry["seed"] == spec.seed
+        sel = rows[(rows.label == study.label(spec)) & (rows.seed == spec.seed)]
+        assert entry["value"] == pytest.approx(float(sel.mean_abs_corr.mean()))
+        # one seed: the run's value is the mean over layers of the table's per-layer numbers
+        assert entry["value"] == pytest.approx(float(layers[layers.label == study.label(spec)]["mean"].mean()))
 
 
 def test_analyses_of_runs_that_measured_nothing_say_so(tmp_path, digits_path):
@@ -308,9 +353,13 @@ def test_analyses_of_runs_that_measured_nothing_say_so(tmp_path, digits_path):
     frag = run_analysis(study, "ics", results=tmp_path)
     assert not frag["figures"] and not frag["tables"]
     assert any("No run of this study recorded internal covariate shift (ics_every is 0" in f for f in frag["findings"])
+    assert "did not measure it" in frag["background"][0]["paragraphs"][-1]
+    assert frag["stats"]["measures"] == {"ics_relative": [], "ics_l2": [], "ics_cosine": []}
     frag = run_analysis(study, "coadaptation", results=tmp_path)
     assert not frag["figures"]
     assert any("coadapt is false in every run" in f for f in frag["findings"])
+    assert "did not compute the proxy" in frag["background"][0]["paragraphs"][-1]
+    assert frag["stats"]["measures"] == {"mean_abs_corr": []}
 
 
 def _ics_rows(bn_l2, none_l2):
@@ -342,6 +391,21 @@ def test_the_ics_verdict_follows_the_data():
     tie = sentences([0.2, 0.3], [0.4, 0.2])
     assert "lower in 1 and higher in 1 of 2 layers: no consistent reduction of ICS in Santurkar et al.'s sense." in tie
     assert "cos(G, G') was closer to 1 with BN in 0 and further from 1 in 3 of 3 layers" in higher
+
+
+def test_run_medians_use_the_layers_every_cell_of_the_setting_measured():
+    """An input BN gives its cell a layer 1 the no-BN cell has not: each run's median leaves it out."""
+    rows = _ics_rows([0.4, 0.2], [0.1, 0.05])
+    extra = rows[(rows.bn == "hidden") & (rows.layer == "fc2")].assign(layer_index=1, layer="fc1", l2=9.0,
+                                                                       rel_l2=9.0, cosine=0.0)
+    rows = pd.concat([extra, rows], ignore_index=True)
+    assert ics_analysis.common_layers(rows) == {"all runs": ["fc2", "fc3"]}
+    runs = ics_analysis.summarise_runs(rows).set_index("label")
+    assert runs.loc["bn=hidden", "layers"] == "fc2 fc3" and runs.loc["bn=hidden", "rows"] == 6
+    # steps 10, 20, 30 scale l2 by 0.5, 1, 1.5: the median over both layers' six values
+    assert runs.loc["bn=hidden", "median_l2"] == pytest.approx(np.median([0.2, 0.4, 0.6, 0.1, 0.2, 0.3]))
+    assert runs.loc["bn=none", "median_rel_l2"] == pytest.approx(np.median([0.05, 0.1, 0.15, 0.025, 0.05, 0.075]))
+    assert runs.loc["bn=hidden", "median_cosine"] == pytest.approx(0.9)
 
 
 def test_the_coadaptation_verdict_follows_the_data():

@@ -1,6 +1,7 @@
-"""Landscape section numbers and sentences (bnlab.landscape.summary)."""
+"""Landscape section numbers and sentences (bnlab.landscape.summary), and the measures the analysis publishes."""
 
 import pandas as pd
+import pytest
 
 from bnlab.landscape.summary import landscape_findings, landscape_table
 
@@ -29,3 +30,40 @@ def test_no_probes_and_no_baseline():
     table = landscape_table(course, None)
     assert "probe_beta" not in table.columns
     assert landscape_findings(table) == []
+
+
+def test_the_analysis_publishes_its_table_as_measures(tmp_path, digits_path):
+    """A tiny study through summary and landscape: every measure is a number of landscape.csv, keyed by what
+    the runs behind its row share."""
+    from bnlab.analyses import run_analysis
+    from bnlab.analyses.evidence import matches
+    from bnlab.config import build_plan
+    from bnlab.train import execute_run
+
+    cfg = {"data": {"val_size": 300},
+           "defaults": {"dataset": "digits", "model": "mlp", "widths": [16], "epochs": 1, "batch_size": 64},
+           "studies": {"l": {"title": "Tiny", "question": "q", "fixed": {"probe_every": 5, "probe_etas": 2},
+                             "grid": {"bn": ["none", "hidden"], "lr": [1e-3, 1e-2]}, "seeds": [0]}}}
+    study = build_plan(cfg).studies["l"]
+    for run in study.runs:
+        execute_run(run, digits_path, tmp_path / "runs" / run.relative_dir(), log=lambda _: None)
+    run_analysis(study, "summary", results=tmp_path)
+    frag = run_analysis(study, "landscape", results=tmp_path)
+    table = pd.read_csv(tmp_path / "studies" / "l" / "landscape" / "landscape.csv", dtype={"bn": str})
+    measures = frag["stats"]["measures"]
+    assert set(measures) == {"course_loss_band", "course_grad_change", "course_beta_max", "probe_loss_band",
+                             "probe_grad_change", "probe_beta"}
+    for name, entries in measures.items():
+        assert [e["params"]["bn"] for e in entries] == list(table.bn)
+        assert [e["value"] for e in entries] == pytest.approx(list(table[name]))
+        assert all(e["seed"] == 0 and "seed" not in e["params"] for e in entries)
+        for e in entries:  # the runs behind the row, and only they, match its params
+            behind = [r for r in study.runs if matches(r.as_strings(), e["params"])]
+            lrs = [r.lr for r in behind]
+            assert {r.bn for r in behind} == {e["params"]["bn"]}
+            if name.startswith("course"):
+                assert "lr" not in e["params"] and sorted(lrs) == [1e-3, 1e-2]
+            else:  # the probes compare BN and no BN at one rate (probe_lr 1e-3 by default)
+                assert e["params"]["lr"] == "0.001" and lrs == [1e-3]
+            assert e["params"]["model"] == "mlp" and e["params"]["probe_every"] == "5"
+    assert measures["course_loss_band"][0]["value"] > 0 and measures["probe_beta"][0]["value"] > 0

@@ -214,3 +214,47 @@ def test_findings_quote_the_table():
     assert speedup_findings(paired) == [
         "With activation=relu: hidden BN reached the no-BN run's best validation accuracy (80.0%) "
         "in 3.0x fewer steps (95% CI 3.0–3.0, 2 seeds); in wall-clock time 2.0x (95% CI 2.0–2.0)."]
+
+
+def test_the_analysis_publishes_per_seed_measures_keyed_by_the_bn_run(tmp_path):
+    """run_analysis on a study whose summary tables are hand-built: one measure entry per BN run and seed,
+    its value the per-seed CSV's, its params the BN run's."""
+    from bnlab.analyses import run_analysis
+    from bnlab.analyses.evidence import matches
+    from bnlab.config import build_plan
+
+    cfg = {"data": {"val_size": 300}, "defaults": {"dataset": "digits", "model": "mlp", "widths": [16], "epochs": 1},
+           "studies": {"s": {"title": "t", "question": "q", "seeds": [0, 1],
+                             "grid": {"activation": ["relu", "tanh"], "bn": ["none", "hidden"]}}}}
+    study = build_plan(cfg).studies["s"]
+    accs = {("none", 0): BASE, ("none", 1): BASE, ("hidden", 0): FAST, ("hidden", 1): SLOW}
+    made = []
+    for spec in study.runs:
+        values = spec.as_strings()
+        run, rows = fake_run({a: values[a] for a in study.axes}, spec.seed, accs[(spec.bn, spec.seed)])
+        assert run["label"] == study.label(spec)
+        made.append(({**run, "run_dir": spec.relative_dir()}, rows))
+    runs, curves = tables(*made)
+    summary = tmp_path / "studies" / "s" / "summary"
+    summary.mkdir(parents=True)
+    runs.to_csv(summary / "runs.csv", index=False)
+    curves.to_parquet(summary / "curves.parquet", index=False)
+    frag = run_analysis(study, "speedup", results=tmp_path)
+    per_seed = pd.read_csv(tmp_path / "studies" / "s" / "speedup" / "speedup_per_seed.csv")
+    measures = frag["stats"]["measures"]
+    assert set(measures) == {"speedup", "wall_speedup"}
+    bn_runs = [r for r in study.runs if r.bn == "hidden"]
+    for name in measures:
+        entries = measures[name]
+        assert len(entries) == len(bn_runs) == len(per_seed)
+        for entry, (_, row) in zip(entries, per_seed.iterrows()):
+            (spec,) = [r for r in bn_runs if matches(r.as_strings(), entry["params"]) and r.seed == entry["seed"]]
+            assert entry["params"] == {k: v for k, v in spec.as_strings().items() if k != "seed"}
+            assert (spec.activation, spec.seed) == (row["activation"], row["seed"])
+            if row["outcome"] == "reached":
+                assert entry["value"] == pytest.approx(row[name])
+            else:
+                assert entry["value"] is None and math.isnan(row[name])
+    got = {(e["params"]["activation"], e["seed"]): e["value"] for e in measures["speedup"]}
+    assert got == {("relu", 0): pytest.approx(3.0), ("tanh", 0): pytest.approx(3.0),
+                   ("relu", 1): None, ("tanh", 1): None}  # seed 1: SLOW never reaches the baseline's best

@@ -6,6 +6,12 @@ activations on the fixed validation subset, eval mode, written with coadapt:
 true). Per setting and layer the mean over seeds; cells that differ only in
 dropout_in / dropout_hidden are compared layer by layer, and every sentence's
 direction comes from those numbers.
+
+Measure (stats["measures"], bnlab.analyses.evidence): "mean_abs_corr", per run
+with the proxy, the mean over its hidden layers (those with a finite proxy) of
+the layer's mean |corr| (params: the run's parameters but its seed; seed: the
+run's); in coadapt_runs.csv. The fragment's "background" explains
+co-adaptation and the proxy, with this study's numbers.
 """
 
 from __future__ import annotations
@@ -16,34 +22,38 @@ import numpy as np
 import pandas as pd
 
 from bnlab.analyses.collect import setting_without
+from bnlab.analyses.evidence import measure
 from bnlab.analyses.formats import fmt_num, short_layer
 from bnlab.analyses.registry import Analysis, figure, fragment, register, table
 from bnlab.runfolder import COADAPTATION, METRICS, read_json, write_json
 
 DROPOUT_AXES = ("dropout_in", "dropout_hidden")
-ROWS, LAYERS_CSV, PAIRS_CSV, INFO_JSON, FIGURE_PNG = "coadapt_rows.csv", "coadapt_layers.csv", \
-    "coadapt_pairs.csv", "coadapt_info.json", "coadaptation.png"
+ROWS, LAYERS_CSV, PAIRS_CSV, RUNS_CSV, INFO_JSON, FIGURE_PNG = "coadapt_rows.csv", "coadapt_layers.csv", \
+    "coadapt_pairs.csv", "coadapt_runs.csv", "coadapt_info.json", "coadaptation.png"
 ROW_COLUMNS = ["label", "seed", "status", "setting", "dropout", "layer_index", "layer", "kind", "units",
                "dead_units", "nonfinite_units", "live_units", "mean_abs_corr"]
 LAYER_COLUMNS = ["label", "setting", "dropout", "layer_index", "layer", "kind", "units", "runs", "seeds",
                  "diverged", "dead_units", "mean", "min", "max"]
 PAIR_COLUMNS = ["setting", "dropout_label", "no_dropout_label", "dropout", "layer_index", "layer", "with_dropout",
                 "without_dropout", "change", "relative_change", "seeds_lower", "seeds_higher", "seeds_compared"]
+RUN_COLUMNS = ["label", "seed", "setting", "dropout", "layers", "mean_abs_corr"]
 
-BACKGROUND = (
-    "Background. Hinton et al. 2012 and Srivastava et al. 2014 call co-adaptation the way hidden units come to be "
-    "useful only together with particular other units: a unit learns to correct the mistakes of specific "
-    "partners instead of detecting something useful on its own, which fits the training data and generalises "
-    "poorly. Dropout omits every unit at random in each training case, so no unit can rely on a particular "
-    "other being present; Srivastava et al. show that features learned with dropout are sparser and more "
-    "distinct. Co-adaptation has no single measure. The proxy here is how redundant a layer's units are: the "
-    "mean absolute Pearson correlation between the activations of pairs of distinct units of one hidden layer "
-    "(the output of each ReLU/tanh/sigmoid), over the {images} images of the fixed validation subset, with the "
-    "trained model in eval mode (no dropout masks, BN on its running statistics); a conv layer's unit is a "
-    "channel, its activation per image the channel's spatial mean. Units with the same value on every image "
-    "(dead) have no correlation: they are left out and counted. The proxy can move either way under dropout: "
-    "less reliance on particular partners lowers it, redundant copies of a feature (so that losing one unit "
-    "does not matter) raise it.")
+SOURCE = "Seed 003, problem 1.1"
+NOTION = (
+    "Hinton et al. 2012 and Srivastava et al. 2014 call co-adaptation the way hidden units trained together come "
+    "to rely on particular other units being present: a unit learns to correct the mistakes of specific partners "
+    "instead of detecting something useful on its own, so features work only jointly, fit the training data and "
+    "generalise poorly. Dropout removes every unit at random in each training case, so no unit can count on a "
+    "particular partner and each has to be useful together with many random subsets of the others; Srivastava et "
+    "al. show that features learned with dropout are sparser and more distinct.")
+PROXY = (
+    "Co-adaptation has no single measure. bnlab's proxy is how redundant a layer's units are: the mean absolute "
+    "Pearson correlation between the activations of pairs of distinct units of one hidden layer (the output of "
+    "its nonlinearity), over the {images} images of the fixed validation subset, with the trained model in eval "
+    "mode (no dropout masks, BN on its running statistics); a conv layer's unit is a channel, its activation per "
+    "image the channel's spatial mean. Units with the same value on every image (dead) have no correlation: they "
+    "are left out and counted. The proxy can move either way under dropout: less reliance on particular partners "
+    "lowers it, redundant copies of a feature (so that losing one unit does not matter) raise it.")
 
 
 # ---------------------------------------------------------------- reading
@@ -104,6 +114,19 @@ def summarise_layers(rows: pd.DataFrame, info: dict | None = None) -> pd.DataFra
                         "min": float(v.min()) if len(v) else math.nan,
                         "max": float(v.max()) if len(v) else math.nan})
     return pd.DataFrame(out, columns=LAYER_COLUMNS)
+
+
+def summarise_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (label, seed) in order of appearance (RUN_COLUMNS): the mean over its hidden layers with a
+    finite proxy of mean |corr|; `layers` names those layers."""
+    out = []
+    for (label, seed), g in rows.groupby(["label", "seed"], sort=False):
+        g = g.sort_values("layer_index", kind="stable")
+        ok = g[np.isfinite(g["mean_abs_corr"].astype(float))]
+        out.append({"label": label, "seed": int(seed), "setting": g["setting"].iloc[0],
+                    "dropout": g["dropout"].iloc[0], "layers": " ".join(ok["layer"]),
+                    "mean_abs_corr": float(ok["mean_abs_corr"].astype(float).mean()) if len(ok) else math.nan})
+    return pd.DataFrame(out, columns=RUN_COLUMNS)
 
 
 def seed_counts(rows: pd.DataFrame | None, a: str, b: str, layer: str) -> dict:
@@ -170,8 +193,7 @@ def _verdict(lower: int, higher: int, n: int) -> str:
 
 
 def coadaptation_findings(layers: pd.DataFrame, pairs: pd.DataFrame, info: dict) -> list[str]:
-    images = info.get("images") or []
-    out = [BACKGROUND.format(images="/".join(map(str, images)) or "N")]
+    out = []
     if layers.empty:
         out.append("No run of this study computed the co-adaptation proxy (coadapt is false in every run"
                    + (f"; {info['without_file']} run folders have no coadaptation.json at all"
@@ -189,7 +211,7 @@ def coadaptation_findings(layers: pd.DataFrame, pairs: pd.DataFrame, info: dict)
         pair = pair.sort_values("layer_index")
         per_layer = "; ".join(f"{r.layer} {_g(r.with_dropout)} vs {_g(r.without_dropout)}"
                               for r in pair.itertuples())
-        v = pair[np.isfinite(pair[["with_dropout", "without_dropout"]].astype(float)).all(axis=1)]
+        v = _finite_pair(pair)
         lower, higher = int((v["change"] < 0).sum()), int((v["change"] > 0).sum())
         text = (f"{label} against {pair['no_dropout_label'].iloc[0]}: mean |corr| between hidden units per layer, "
                 f"with dropout vs without: {per_layer}. {_capital(_verdict(lower, higher, len(v)))}")
@@ -214,6 +236,63 @@ def coadaptation_findings(layers: pd.DataFrame, pairs: pd.DataFrame, info: dict)
         out.append("One seed per cell: no spread over seeds is available to judge whether a difference is beyond "
                    "seed-to-seed variation.")
     return out
+
+
+def _finite_pair(pair: pd.DataFrame) -> pd.DataFrame:
+    return pair[np.isfinite(pair[["with_dropout", "without_dropout"]].astype(float)).all(axis=1)]
+
+
+def _seeds_text(layers: pd.DataFrame, labels) -> str:
+    """'3 seeds' (or '1 / 2 seeds' when the cells differ): the most seeds with a finite proxy in a layer."""
+    counts = [int(layers.loc[layers["label"] == label, "seeds"].max()) for label in labels]
+    text = " / ".join(str(c) for c in dict.fromkeys(counts))
+    return f"{text} seed{'s' if counts != [1] * len(counts) else ''}"
+
+
+def observed_paragraph(layers: pd.DataFrame, pairs: pd.DataFrame, info: dict) -> str:
+    """The background's numbers: per dropout/no-dropout pair, the mean over the layers both have of the table's
+    per-layer means over seeds."""
+    if layers.empty:
+        return ("This study's runs did not compute the proxy (coadapt is false in every run), so there are no "
+                "numbers from them here.")
+    parts = []
+    for (_setting, label), pair in pairs.groupby(["setting", "dropout_label"], sort=False):
+        v = _finite_pair(pair)
+        if v.empty:
+            continue
+        base = pair["no_dropout_label"].iloc[0]
+        parts.append(f"{_g(v['with_dropout'].mean())} with {label} vs {_g(v['without_dropout'].mean())} with "
+                     f"{base} ({len(v)} layer{'s' if len(v) > 1 else ''}, {_seeds_text(layers, [label, base])})")
+    if parts:
+        return ("In this study's runs, mean |corr| averaged over the hidden layers was " + "; ".join(parts)
+                + ". The findings and the table give every layer.")
+    for label, g in layers.groupby("label", sort=False):
+        v = g["mean"].astype(float)
+        v = v[np.isfinite(v)]
+        if len(v):
+            parts.append(f"{_g(v.mean())} for {label} ({_seeds_text(layers, [label])})")
+    return ("In this study's runs (no pair of cells that differ only in dropout), mean |corr| averaged over the "
+            "hidden layers was " + ("; ".join(parts) or "not finite in any cell") + ".")
+
+
+def coadaptation_background(layers: pd.DataFrame, pairs: pd.DataFrame, info: dict) -> list[dict]:
+    """The fragment's background part: co-adaptation (Hinton et al.; Srivastava et al.), the proxy, and this
+    study's numbers (from the same per-layer means as the table)."""
+    images = "/".join(map(str, info.get("images") or [])) or "N"
+    return [{"title": "Co-adaptation", "source": SOURCE,
+             "paragraphs": [NOTION, PROXY.format(images=images), observed_paragraph(layers, pairs, info)]}]
+
+
+def coadaptation_measures(runs: pd.DataFrame, study) -> dict:
+    """stats["measures"]: per run, "mean_abs_corr" from coadapt_runs.csv, keyed by the run's parameters without
+    the seed."""
+    specs = {(study.label(spec), spec.seed): spec for spec in study.runs}
+    out = []
+    for r in runs.to_dict(orient="records"):
+        spec = specs[(r["label"], int(r["seed"]))]
+        out.append(measure({k: v for k, v in spec.as_strings().items() if k != "seed"}, spec.seed,
+                           r["mean_abs_corr"]))
+    return {"mean_abs_corr": out}
 
 
 def layers_table(layers: pd.DataFrame) -> dict:
@@ -243,6 +322,7 @@ def compute(ctx) -> None:
     rows.to_csv(ctx.out / ROWS, index=False)
     layers.to_csv(ctx.out / LAYERS_CSV, index=False)
     dropout_pairs(layers, rows).to_csv(ctx.out / PAIRS_CSV, index=False)
+    summarise_runs(rows).to_csv(ctx.out / RUNS_CSV, index=False)
     write_json(ctx.out / INFO_JSON, info)
     if not layers.empty:
         from bnlab.figures.coadaptation import plot_coadaptation  # matplotlib: loaded only when drawing
@@ -255,6 +335,7 @@ def make_fragment(ctx) -> dict:
     text = {"label": str, "setting": str, "dropout": str, "layer": str, "kind": str}
     layers = pd.read_csv(ctx.out / LAYERS_CSV, dtype=text)
     pairs = pd.read_csv(ctx.out / PAIRS_CSV, dtype={**text, "dropout_label": str, "no_dropout_label": str})
+    runs = pd.read_csv(ctx.out / RUNS_CSV, dtype={k: str for k in ("label", "setting", "dropout", "layers")})
     info = read_json(ctx.out / INFO_JSON)
     figures, tables = [], []
     if (ctx.out / FIGURE_PNG).exists():
@@ -264,9 +345,14 @@ def make_fragment(ctx) -> dict:
                                           "units: channels, spatially averaged); bar = mean over seeds, whisker "
                                           "= min..max over seeds; hatched: no dropout."))
         tables.append(layers_table(layers))
-    return fragment(figures=figures, tables=tables, findings=coadaptation_findings(layers, pairs, info),
+    background = coadaptation_background(layers, pairs, info)
+    findings = coadaptation_findings(layers, pairs, info)
+    frag = fragment(figures=figures, tables=tables, findings=findings,
                     references=["Hinton et al. 2012", "Srivastava et al. 2014"],
-                    stats=coadaptation_stats(layers, pairs, info))
+                    stats={**coadaptation_stats(layers, pairs, info),
+                           "measures": coadaptation_measures(runs, ctx.study)})
+    frag["background"] = background
+    return frag
 
 
 register(Analysis(

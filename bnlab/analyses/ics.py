@@ -5,6 +5,17 @@ optimizer step, per weight layer, l2 = ||G - G'||, cosine(G, G') and ||G||).
 Per setting (the study's label of a cell) and layer the medians over seeds and
 measured steps; cells that differ only in `bn` are compared layer by layer,
 and every sentence's direction comes from those medians.
+
+Measures (stats["measures"], bnlab.analyses.evidence), one entry per run with
+ICS rows (params: the run's parameters but its seed; seed: the run's): the
+median over measured steps and layers of ||G - G'|| / ||G|| ("ics_relative"),
+of ||G - G'|| ("ics_l2") and of cos(G, G') ("ics_cosine"). The layers are the
+setting's common ones, those every cell of the setting measured, so a BN run and
+its no-BN partner are medians over the same layers (an input BN adds layer 1 to
+its own cell only); they are in ics_runs.csv.
+
+The fragment's "background" explains internal covariate shift (Ioffe &
+Szegedy's notion and Santurkar et al.'s Definition 2.1) with this study's numbers.
 """
 
 from __future__ import annotations
@@ -15,14 +26,15 @@ import numpy as np
 import pandas as pd
 
 from bnlab.analyses.collect import setting_without
+from bnlab.analyses.evidence import measure
 from bnlab.analyses.formats import fmt_num, short_layer
 from bnlab.analyses.registry import Analysis, figure, fragment, register, table
 from bnlab.runfolder import ICS, METRICS, read_json, write_json
 
 BN_AXIS = "bn"
 NO_BN = "none"
-ROWS, LAYERS_CSV, PAIRS_CSV, INFO_JSON, FIGURE_PNG = "ics_rows.parquet", "ics_layers.csv", "ics_pairs.csv", \
-    "ics_info.json", "ics.png"
+ROWS, LAYERS_CSV, PAIRS_CSV, RUNS_CSV, INFO_JSON, FIGURE_PNG = "ics_rows.parquet", "ics_layers.csv", \
+    "ics_pairs.csv", "ics_runs.csv", "ics_info.json", "ics.png"
 ROW_COLUMNS = ["label", "seed", "bn", "setting", "status", "step", "epoch", "layer_index", "layer", "l2",
                "cosine", "grad_norm", "rel_l2"]
 LAYER_COLUMNS = ["label", "bn", "setting", "layer_index", "layer", "runs", "seeds", "rows", "diverged", "median_l2",
@@ -30,21 +42,30 @@ LAYER_COLUMNS = ["label", "bn", "setting", "layer_index", "layer", "runs", "seed
 PAIR_COLUMNS = ["setting", "bn", "bn_label", "no_bn_label", "layer_index", "layer", "bn_median_l2",
                 "no_bn_median_l2", "bn_median_rel_l2", "no_bn_median_rel_l2", "bn_median_cosine",
                 "no_bn_median_cosine", "seeds_lower", "seeds_higher", "seeds_compared"]
+RUN_COLUMNS = ["label", "seed", "bn", "setting", "layers", "rows", "median_l2", "median_rel_l2", "median_cosine"]
+# measure name -> the ics_runs.csv column it publishes
+MEASURES = {"ics_relative": "median_rel_l2", "ics_l2": "median_l2", "ics_cosine": "median_cosine"}
 
-BACKGROUND = (
-    "Background. Ioffe & Szegedy 2015 call internal covariate shift (ICS) the change in the distribution of a "
-    "layer's inputs during training, caused by the parameters of the layers before it being updated at every "
-    "step: each layer has to keep adapting to a moving input. They introduced batch norm to reduce it. Santurkar et "
-    "al. 2018 (Definition 2.1) measure ICS through its effect on what a layer learns from a step: for layer i at "
-    "step t, on that step's own batch, G is the gradient of the loss with respect to the layer's weights with every "
-    "layer at its value before the update, and G' the same gradient once only the layers before i have taken this "
-    "step's update; ICS = ||G - G'||_2, with cos(G, G') beside it (1 = the update of the earlier layers did not turn "
-    "the gradient). They found that networks with BN do not have lower ICS in this sense, often higher, and argue "
-    "that BN helps optimisation by making the loss landscape smoother, not by reducing ICS. Here, at every "
-    "{every}, for every Linear and Conv2d layer with trainable parameters before it (the first "
-    "layer has none unless the input is batch-normalised): same batch, same dropout masks, BN on the batch's "
-    "statistics, and the run's own training left unchanged; medians are over seeds and measured steps, and "
-    "||G - G'|| / ||G|| is the shift relative to the gradient's size.")
+SOURCE = "Seed 003, problem 1.1"
+NOTION = (
+    "Ioffe & Szegedy 2015 named internal covariate shift (ICS) the change in the distribution of a layer's inputs "
+    "while the network trains: every update of the layers below it moves what the layer receives, so each layer "
+    "keeps re-adapting to a moving input, which calls for small learning rates and careful initialisation. They "
+    "introduced batch norm to reduce it, by fixing the mean and variance of every unit's input over the "
+    "mini-batch.")
+DEFINITION = (
+    "Santurkar et al. 2018 (Definition 2.1) measure ICS by what it does to learning rather than to a "
+    "distribution. For layer i at step t, on that step's own batch, G is the gradient of the loss with respect "
+    "to the layer's weights with every layer at its value before the update, and G' the same gradient once only "
+    "the layers before i have taken this step's update; ICS = ||G - G'||_2, with cos(G, G') beside it (1: the "
+    "earlier layers' update did not turn the gradient). In their experiments networks with BN did not have lower "
+    "ICS in this sense, often higher, and they argue that BN helps optimisation by smoothing the loss landscape "
+    "instead.")
+METHOD = (
+    "bnlab measures it at every {every}, for every Linear and Conv2d layer with trainable parameters before it "
+    "(the first layer has none unless the input is batch-normalised): same batch, same dropout masks, BN on the "
+    "batch's statistics, and the run's own training left unchanged. The table gives medians over seeds and "
+    "measured steps; ||G - G'|| / ||G|| is the shift relative to the gradient's size.")
 
 
 # ---------------------------------------------------------------- reading
@@ -105,6 +126,30 @@ def summarise_layers(rows: pd.DataFrame, info: dict | None = None) -> pd.DataFra
                         "median_l2": _median(g["l2"]), "median_rel_l2": _median(g["rel_l2"]),
                         "median_cosine": _median(g["cosine"])})
     return pd.DataFrame(out, columns=LAYER_COLUMNS)
+
+
+def common_layers(rows: pd.DataFrame) -> dict[str, list[str]]:
+    """Per setting, the layers every cell (label) of the setting has rows for, in forward order."""
+    out = {}
+    for setting, sel in rows.groupby("setting", sort=False):
+        common = set.intersection(*(set(g["layer"]) for _, g in sel.groupby("label", sort=False)))
+        ordered = sel.drop_duplicates("layer").sort_values("layer_index", kind="stable")["layer"]
+        out[setting] = [layer for layer in ordered if layer in common]
+    return out
+
+
+def summarise_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (label, seed) in order of appearance (RUN_COLUMNS): medians over its measured steps and
+    its setting's common layers (common_layers) of l2, l2 / ||G|| and cosine; `layers` names them."""
+    common = common_layers(rows) if not rows.empty else {}
+    out = []
+    for (label, seed), g in rows.groupby(["label", "seed"], sort=False):
+        layers = common[g["setting"].iloc[0]]
+        sel = g[g["layer"].isin(layers)]
+        out.append({"label": label, "seed": int(seed), "bn": str(g["bn"].iloc[0]), "setting": g["setting"].iloc[0],
+                    "layers": " ".join(layers), "rows": len(sel), "median_l2": _median(sel["l2"]),
+                    "median_rel_l2": _median(sel["rel_l2"]), "median_cosine": _median(sel["cosine"])})
+    return pd.DataFrame(out, columns=RUN_COLUMNS)
 
 
 def seed_counts(rows: pd.DataFrame | None, a: str, b: str, layer: str, value: str) -> dict:
@@ -190,9 +235,9 @@ def _verdict(lower: int, higher: int, n: int) -> str:
 
 
 def ics_findings(layers: pd.DataFrame, pairs: pd.DataFrame, info: dict) -> list[str]:
-    """Sentences from the medians: per BN/no-BN pair, each layer's numbers and the direction over layers."""
-    every = info.get("ics_every") or []
-    out = [BACKGROUND.format(every=_every(every))]
+    """Sentences from the medians: per BN/no-BN pair, each layer's numbers and the direction over layers
+    (the explanation of ICS is in ics_background)."""
+    out = []
     if layers.empty:
         out.append("No run of this study recorded internal covariate shift (ics_every is 0 in every run"
                    + (f"; {info['without_file']} run folders have no ics.parquet at all" if info.get("without_file")
@@ -235,6 +280,57 @@ def ics_findings(layers: pd.DataFrame, pairs: pd.DataFrame, info: dict) -> list[
     return out
 
 
+def _seeds_text(layers: pd.DataFrame, labels) -> str:
+    """'3 seeds' (or '1 / 2 seeds' when the cells differ): the seeds with rows of the cells."""
+    counts = [int(layers.loc[layers["label"] == label, "seeds"].max()) for label in labels]
+    text = " / ".join(str(c) for c in dict.fromkeys(counts))
+    return f"{text} seed{'s' if counts != [1] * len(counts) else ''}"
+
+
+def observed_paragraph(layers: pd.DataFrame, pairs: pd.DataFrame, info: dict) -> str:
+    """The background's numbers: per BN/no-BN pair, the last common layer's medians (the table's numbers)."""
+    if layers.empty:
+        return ("This study's runs did not measure it (ics_every is 0 in every run), so there are no numbers from "
+                "them here.")
+    parts = []
+    if pairs.empty:
+        for label, g in layers.groupby("label", sort=False):
+            last = g.sort_values("layer_index").iloc[-1]
+            parts.append(f"{label}: {_g(last['median_rel_l2'])} in {last['layer']}, cos(G, G') "
+                         f"{_g(last['median_cosine'])} ({_seeds_text(layers, [label])})")
+        return ("In this study's runs (no BN/no-BN pair), the median relative shift ||G - G'|| / ||G|| of each "
+                "cell's last measured layer was " + "; ".join(parts) + ".")
+    for (_setting, bn_label), pair in pairs.groupby(["setting", "bn_label"], sort=False):
+        last = pair.sort_values("layer_index").iloc[-1]
+        base = last["no_bn_label"]
+        parts.append(f"in {last['layer']}, {_g(last['bn_median_rel_l2'])} with {bn_label} against "
+                     f"{_g(last['no_bn_median_rel_l2'])} with {base} (cos(G, G') {_g(last['bn_median_cosine'])} vs "
+                     f"{_g(last['no_bn_median_cosine'])}, {_seeds_text(layers, [bn_label, base])})")
+    return ("In this study's runs, the median relative shift ||G - G'|| / ||G|| of the last layer both cells of a "
+            "BN/no-BN pair measured was " + "; ".join(parts) + ". The findings compare every layer.")
+
+
+def ics_background(layers: pd.DataFrame, pairs: pd.DataFrame, info: dict) -> list[dict]:
+    """The fragment's background part: what ICS is (Ioffe & Szegedy; Santurkar et al.'s Definition 2.1), how it
+    is measured here, and this study's numbers (from the same medians as the table)."""
+    return [{"title": "Internal covariate shift", "source": SOURCE,
+             "paragraphs": [NOTION, DEFINITION, METHOD.format(every=_every(info.get("ics_every") or [])),
+                            observed_paragraph(layers, pairs, info)]}]
+
+
+def ics_measures(runs: pd.DataFrame, study) -> dict:
+    """stats["measures"]: per run, its medians over steps and common layers (ics_runs.csv), keyed by the run's
+    parameters without the seed."""
+    specs = {(study.label(spec), spec.seed): spec for spec in study.runs}
+    out = {name: [] for name in MEASURES}
+    for r in runs.to_dict(orient="records"):
+        spec = specs[(r["label"], int(r["seed"]))]
+        params = {k: v for k, v in spec.as_strings().items() if k != "seed"}
+        for name, column in MEASURES.items():
+            out[name].append(measure(params, spec.seed, r[column]))
+    return out
+
+
 def layers_table(layers: pd.DataFrame) -> dict:
     rows = [[r.label + (f" (diverged {r.diverged}/{r.runs})" if r.diverged else ""), r.layer, str(r.rows),
              _g(r.median_l2), _g(r.median_rel_l2), _g(r.median_cosine)] for r in layers.itertuples()]
@@ -263,6 +359,7 @@ def compute(ctx) -> None:
     rows.to_parquet(ctx.out / ROWS, index=False)
     layers.to_csv(ctx.out / LAYERS_CSV, index=False)
     pairs.to_csv(ctx.out / PAIRS_CSV, index=False)
+    summarise_runs(rows).to_csv(ctx.out / RUNS_CSV, index=False)
     write_json(ctx.out / INFO_JSON, info)
     if not rows.empty:
         from bnlab.figures.ics import plot_ics  # matplotlib: loaded only when drawing
@@ -275,6 +372,7 @@ def compute(ctx) -> None:
 def make_fragment(ctx) -> dict:
     layers = pd.read_csv(ctx.out / LAYERS_CSV, dtype={"bn": str, "setting": str, "label": str, "layer": str})
     pairs = pd.read_csv(ctx.out / PAIRS_CSV, dtype={"bn": str, "setting": str, "layer": str})
+    runs = pd.read_csv(ctx.out / RUNS_CSV, dtype={"label": str, "bn": str, "setting": str, "layers": str})
     info = read_json(ctx.out / INFO_JSON)
     figures, tables = [], []
     if (ctx.out / FIGURE_PNG).exists():
@@ -288,9 +386,13 @@ def make_fragment(ctx) -> dict:
                                           "x: last measured step of a diverged run."))
     if not layers.empty:
         tables.append(layers_table(layers))
-    return fragment(figures=figures, tables=tables, findings=ics_findings(layers, pairs, info),
+    background = ics_background(layers, pairs, info)
+    findings = ics_findings(layers, pairs, info)
+    frag = fragment(figures=figures, tables=tables, findings=findings,
                     references=["Ioffe & Szegedy 2015", "Santurkar et al. 2018"],
-                    stats=ics_stats(layers, pairs, info))
+                    stats={**ics_stats(layers, pairs, info), "measures": ics_measures(runs, ctx.study)})
+    frag["background"] = background
+    return frag
 
 
 register(Analysis(

@@ -2,6 +2,16 @@
 
 The numerical work lives in bnlab.landscape (band.py, summary.py, figures.py);
 this entry reads the runs, calls it and describes the section.
+
+Measures (stats["measures"], bnlab.analyses.evidence): every number of the
+summary table (landscape.csv), one entry per BN setting, named as its column:
+course_loss_band (mean over steps of the max - min training loss across the
+learning rates), course_grad_change, course_beta_max, and with probes
+probe_loss_band (mean over probed steps of the loss range over step sizes),
+probe_grad_change and probe_beta (mean effective beta-smoothness). params: the
+parameters every run behind the row shares, but the seed (so bn, not lr, for
+the course; the probes' runs share their lr too); seed: theirs when they share
+one (this analysis bands one seed's runs), else None.
 """
 
 from __future__ import annotations
@@ -9,11 +19,15 @@ from __future__ import annotations
 import pandas as pd
 
 from bnlab.analyses.collect import read_runs
+from bnlab.analyses.evidence import measure
 from bnlab.analyses.formats import fmt_num
 from bnlab.analyses.registry import Analysis, figure, fragment, register, table
-from bnlab.runfolder import PROBES, STEPS
+from bnlab.runfolder import PROBES, STEPS, read_json, write_json
 
 COURSE_PNG, PROBES_PNG, TABLE_CSV = "landscape_course.png", "landscape_probes.png", "landscape.csv"
+RUNS_JSON = "landscape_runs.json"  # {"course" | "probes": {bn: [run folders behind the table's row]}}
+COURSE_MEASURES = ("course_loss_band", "course_grad_change", "course_beta_max")
+PROBE_MEASURES = ("probe_loss_band", "probe_grad_change", "probe_beta")
 
 
 def compute(ctx) -> None:
@@ -25,20 +39,25 @@ def compute(ctx) -> None:
     if not {"bn", "lr"} <= set(ctx.study.axes):
         raise ValueError(f"study '{ctx.study.name}': a landscape analysis needs both 'bn' and 'lr' in its grid")
     steps, probes = [], []
+    behind = {"course": {}, "probes": {}}
     for r in runs.itertuples():
         folder = ctx.run_root / r.run_dir
         steps.append(pd.read_parquet(folder / STEPS).assign(bn=r.bn, run_lr=r.lr, seed=r.seed))
+        behind["course"].setdefault(r.bn, []).append(r.run_dir)
         p = pd.read_parquet(folder / PROBES)
         if not p.empty:
-            probes.append(p.assign(bn=r.bn, run_lr=float(r.lr), run=f"lr={r.lr}, seed={r.seed}"))
+            probes.append((r.run_dir, p.assign(bn=r.bn, run_lr=float(r.lr), run=f"lr={r.lr}, seed={r.seed}")))
     course = course_band(pd.concat(steps, ignore_index=True))
     lrs = sorted({float(x) for x in runs.lr})
     plot_course_band(course, ctx.out / COURSE_PNG, title=ctx.study.title, dataset_note=ctx.where, lrs=lrs)
     # Santurkar's probes compare BN and no BN at one learning rate: pooling the
     # rates would mix runs at different stages of training into one band.
     probe_lr = min(lrs, key=lambda lr: abs(lr - ctx.options["probe_lr"]))
-    probes = [p for p in probes if p.run_lr.iloc[0] == probe_lr]
-    band = probe_band(pd.concat(probes, ignore_index=True)) if probes else None
+    probes = [(run_dir, p) for run_dir, p in probes if p.run_lr.iloc[0] == probe_lr]
+    for run_dir, p in probes:
+        behind["probes"].setdefault(p.bn.iloc[0], []).append(run_dir)
+    write_json(ctx.out / RUNS_JSON, behind)
+    band = probe_band(pd.concat([p for _, p in probes], ignore_index=True)) if probes else None
     if band is not None:
         plot_probe_bands(band, ctx.out / PROBES_PNG, title=ctx.study.title,
                          dataset_note=f"{ctx.where}, lr={probe_lr:g}")
@@ -59,6 +78,31 @@ def summary_table(frame: pd.DataFrame) -> dict:
                  "change and effective beta-smoothness.", [h for _, h in columns], rows)
 
 
+def shared_params(specs) -> tuple[dict, int | None]:
+    """The parameters (canonical text) all `specs` have in common but the seed, and their seed if they share one."""
+    values = [spec.as_strings() for spec in specs]
+    shared = {k: v for k, v in values[0].items() if k != "seed" and all(x[k] == v for x in values[1:])}
+    seeds = {spec.seed for spec in specs}
+    return shared, (seeds.pop() if len(seeds) == 1 else None)
+
+
+def landscape_measures(frame: pd.DataFrame, behind: dict, study) -> dict:
+    """stats["measures"]: each table column per BN setting, keyed by what the setting's runs share."""
+    specs = {spec.relative_dir(): spec for spec in study.runs}
+    out = {}
+    for part, names in (("course", COURSE_MEASURES), ("probes", PROBE_MEASURES)):
+        for name in names:
+            if name not in frame.columns:
+                continue
+            out[name] = []
+            for _, row in frame.iterrows():
+                folders = behind[part].get(str(row["bn"]))
+                if folders:
+                    params, seed = shared_params([specs[f] for f in folders])
+                    out[name].append(measure(params, seed, row[name]))
+    return out
+
+
 def make_fragment(ctx) -> dict:
     from bnlab.landscape.summary import landscape_findings
 
@@ -75,8 +119,9 @@ def make_fragment(ctx) -> dict:
                                           "of gradient change / step length)."))
     else:
         findings.append("No run of this study has probes (probe_every: 0), so there is no probe figure.")
+    measures = landscape_measures(frame, read_json(ctx.out / RUNS_JSON), ctx.study)
     return fragment(figures=figures, tables=[summary_table(frame)], findings=findings,
-                    references=["Santurkar et al. 2018"])
+                    references=["Santurkar et al. 2018"], stats={"measures": measures})
 
 
 register(Analysis(

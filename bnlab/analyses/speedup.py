@@ -12,6 +12,12 @@ run of the same setting (every other axis equal) and the same seed, so the
 two runs share their initial draw and data order. Wall-clock speedup (training
 seconds, evaluation excluded) is reported separately because BN adds work per
 step. A run pair without a meaningful ratio gets an outcome and no number.
+
+Measures (stats["measures"], bnlab.analyses.evidence): per BN run with a
+baseline partner, per seed, "speedup" (steps ratio t_base / t_BN) and
+"wall_speedup" (training-seconds ratio), None where the outcome has no number;
+params: the BN run's parameters but its seed; seed: the pair's. The values are
+speedup_per_seed.csv's.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bnlab.analyses.collect import read_runs
+from bnlab.analyses.evidence import measure
 from bnlab.analyses.registry import Analysis, register, table
 from bnlab.analyses.registry import fragment as make_fragment
 from bnlab.params import NOT_APPLICABLE
@@ -406,10 +413,28 @@ def speedup_table(paired: pd.DataFrame) -> dict:
                  ["diverged" in str(r["text"]) for _, r in paired.iterrows()])
 
 
+def speedup_measures(per_seed: pd.DataFrame, study) -> dict:
+    """stats["measures"]: "speedup" and "wall_speedup" of every per-seed row that has a BN run, keyed by that
+    run's parameters without the seed (found by the study's axes: the row's setting values, bn and seed)."""
+    axes = study.axes
+    specs = {(tuple(spec.as_strings()[a] for a in axes), spec.seed): spec for spec in study.runs}
+    out = {"speedup": [], "wall_speedup": []}
+    for r in per_seed.to_dict(orient="records"):
+        if r["outcome"] == NO_BN_RUN:
+            continue
+        spec = specs[(tuple(str(r[a]) for a in axes), int(r["seed"]))]
+        params = {k: v for k, v in spec.as_strings().items() if k != "seed"}
+        for name in out:
+            out[name].append(measure(params, spec.seed, r[name]))
+    return out
+
+
 def fragment(ctx) -> dict:
     paired = pd.read_csv(ctx.out / PAIRED_CSV)
+    per_seed = pd.read_csv(ctx.out / PER_SEED_CSV, dtype={a: str for a in ctx.study.axes})
     return make_fragment(tables=[speedup_table(paired)], findings=speedup_findings(paired),
-                         references=["Ioffe & Szegedy 2015"])
+                         references=["Ioffe & Szegedy 2015"],
+                         stats={"measures": speedup_measures(per_seed, ctx.study)})
 
 
 register(Analysis(
