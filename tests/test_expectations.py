@@ -133,6 +133,8 @@ def test_similar_and_a_measure_of_another_analysis(tmp_path):
         assert got == [ev.CONFIRMED, expected], name
         reason = frag["stats"]["expectations"]["items"][1]["reason"]
         assert "one value per cell (over seeds)" in reason
+        # the measure spans both lrs: the observed text names the selector, not one cell's label
+        assert frag["stats"]["expectations"]["items"][1]["observed"].startswith("a = bn=hidden (2 cells):")
 
 
 def test_a_measure_the_analysis_does_not_publish_is_an_error_naming_it(tmp_path):

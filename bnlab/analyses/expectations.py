@@ -132,8 +132,13 @@ class Values:
 
 # ---------------------------------------------------------------- the tests
 def _cell_text(ctx, partial: dict) -> str:
+    """The cell's label; a selector spanning several cells (an analysis's measure) in its own words."""
     runs = ctx.study.select(partial)
-    return ctx.study.label(runs[0]) if runs else ", ".join(f"{k}={v}" for k, v in partial.items())
+    labels = list(dict.fromkeys(ctx.study.label(r) for r in runs))
+    if len(labels) == 1:
+        return labels[0]
+    words = ", ".join(f"{k}={v}" for k, v in partial.items())
+    return f"{words} ({len(labels)} cells)" if labels else words
 
 
 def _seeds_text(values: dict) -> str:
