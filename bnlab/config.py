@@ -207,9 +207,13 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _coerce_numbers(params: dict) -> dict:
+# Numbers of an `expect:` entry (YAML reads 1e-6 as text, as with run parameters).
+EXPECT_NUMBERS = ("value", "margin", "tolerance", "decisive")
+
+
+def _coerce_numbers(params: dict, keys=NUMERIC_PARAMS) -> dict:
     out = dict(params)
-    for key in NUMERIC_PARAMS:
+    for key in keys:
         value = out.get(key)
         if isinstance(value, str) and value != "default":
             try:
@@ -474,6 +478,10 @@ def validate_config(config: dict) -> dict:
     root = load_schema()
     if isinstance(cfg.get("defaults"), dict):
         cfg["defaults"] = _coerce_numbers(cfg["defaults"])
+    for study in (cfg.get("studies") or {}).values():
+        if isinstance(study, dict) and isinstance(study.get("expect"), list):
+            study["expect"] = [_coerce_numbers(e, EXPECT_NUMBERS) if isinstance(e, dict) else e
+                               for e in study["expect"]]
     _fill_defaults(cfg, root, root)
     _check(cfg, {k: v for k, v in root.items() if k != "$defs"}, [])
     return cfg

@@ -173,3 +173,17 @@ def test_two_seed_interval_is_the_range_of_the_differences():
     lo, hi = ev.bootstrap_interval([0.01, 0.02, 0.03, 0.04, 0.05])
     assert 0.01 < lo < 0.03 < hi < 0.05
     assert ev.bootstrap_interval([0.02]) is None
+
+
+def test_below_and_above_a_value_either_way(tmp_path):
+    below = {"claim": "small", "source": SRC, "test": "below", "metric": "final_test_acc", "value": "5e-1",
+             "cells": [{"bn": "none"}]}
+    above = {**below, "claim": "large", "test": "above"}
+    study = plan_with([below, above])
+    assert study.expect[0]["value"] == 0.5  # YAML's "5e-1" is read as the number
+    write_summary(tmp_path / "low", study, {("none", 0): .11, ("none", 1): .12, ("hidden", 0): .8, ("hidden", 1): .8})
+    assert verdicts(tmp_path / "low", study)[0] == [ev.CONFIRMED, ev.CONTRADICTED]
+    write_summary(tmp_path / "high", study, {("none", 0): .81, ("none", 1): .82, ("hidden", 0): .8, ("hidden", 1): .8})
+    got, frag = verdicts(tmp_path / "high", study)
+    assert got == [ev.CONTRADICTED, ev.CONFIRMED]
+    assert frag["stats"]["expectations"]["items"][0]["reason"] == "at or above 50.0% in 2/2 runs"

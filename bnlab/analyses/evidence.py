@@ -140,13 +140,14 @@ def judge_similar(p: Paired, *, tolerance: float, fmt=lambda x: f"{x:+.3g}") -> 
     return INCONCLUSIVE, f"{where} is not wholly inside or outside ±{tolerance:g}"
 
 
-def judge_all(flags: list[bool], *, what: str, none_what: str) -> tuple[str, str]:
-    """Verdict on "every run has the property": all -> confirmed, none -> contradicted, some -> inconclusive."""
+def judge_all(flags: list[bool], *, what: str, none_what: str, unit: str = "run") -> tuple[str, str]:
+    """Verdict on "every run (or value) has the property": all -> confirmed, none -> contradicted,
+    some -> inconclusive."""
     n, k = len(flags), sum(bool(f) for f in flags)
     if n == 0:
-        return INCONCLUSIVE, "no run to judge"
+        return INCONCLUSIVE, f"no {unit} to judge"
     if k == n:
-        return CONFIRMED, f"{what} in {k}/{n} run{'s' if n > 1 else ''}"
+        return CONFIRMED, f"{what} in {k}/{n} {unit}{'s' if n > 1 else ''}"
     if k == 0:
-        return CONTRADICTED, f"{none_what} in {n}/{n} run{'s' if n > 1 else ''}"
-    return INCONCLUSIVE, f"{what} in {k}/{n} runs only: the seeds disagree"
+        return CONTRADICTED, f"{none_what} in {n}/{n} {unit}{'s' if n > 1 else ''}"
+    return INCONCLUSIVE, f"{what} in {k}/{n} {unit}s only: {'the seeds' if unit == 'run' else 'they'} disagree"

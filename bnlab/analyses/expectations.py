@@ -239,7 +239,7 @@ def _cells_values(exp: dict, values: Values) -> tuple[list[tuple[str, object, fl
     out, notes = [], []
     for partial in exp["cells"] or [{}]:
         v, n = values.of(exp["metric"], partial)
-        label = _cell_text(values.ctx, partial) if partial else "every run"
+        label = _cell_text(values.ctx, partial) if partial else ("every run" if values.ctx.study.runs else "value")
         out += [(label, s, x) for s, x in sorted(v.items(), key=lambda t: (t[0] is None, t[0] or 0))]
         notes += [f"{label}: {x}" for x in n]
     return out, notes
@@ -260,6 +260,7 @@ def check_cells(exp: dict, values: Values) -> dict:
     items, notes = _cells_values(exp, values)
     observed = "; ".join(f"{label}" + (f" seed {s}" if s is not None else "") + f": {fmt_value(metric, x)}"
                          for label, s, x in items) or "no finished run"
+    unit = "value" if items and all(s is None for _, s, _ in items) else "run"
     if test in ("chance", "above_chance"):
         classes = {NUM_CLASSES.get(d, 10) for d in ctx.study.datasets}
         chance = 1.0 / max(classes)
@@ -276,10 +277,10 @@ def check_cells(exp: dict, values: Values) -> dict:
         below = [x < value for _, _, x in items]
         shown = fmt_value(metric, value)
         if test == "below":
-            verdict, reason = ev.judge_all(below, what=f"below {shown}", none_what=f"at or above {shown}")
+            verdict, reason = ev.judge_all(below, what=f"below {shown}", none_what=f"at or above {shown}", unit=unit)
         else:
             verdict, reason = ev.judge_all([x > value for _, _, x in items], what=f"above {shown}",
-                                           none_what=f"at or below {shown}")
+                                           none_what=f"at or below {shown}", unit=unit)
     if notes:
         reason += "; " + "; ".join(notes)
         if verdict == ev.CONFIRMED:  # a diverged run has no number: the claim is not shown for every run
