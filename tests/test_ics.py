@@ -426,3 +426,22 @@ def test_the_coadaptation_verdict_follows_the_data():
     assert "mean change over layers -0.150, -50% relative" in lower
     higher = sentences([0.3, 0.5], [0.2, 0.4])
     assert "Dropout raised it in 2 of 2 layers and lowered it in none: by this proxy, dropout did not reduce" in higher
+
+
+@pytest.mark.parametrize("analysis, fixed, message", [
+    ("ics", {}, "set ics_every"), ("coadaptation", {}, "set coadapt: true"),
+    ("ics", {"ics_every": 5}, None), ("coadaptation", {"coadapt": True}, None),
+])
+def test_a_study_asking_for_a_measurement_its_runs_do_not_take_is_a_config_error(analysis, fixed, message):
+    from bnlab.analyses.runner import resolve_plan
+    from bnlab.config import ConfigError, build_plan
+
+    cfg = {"data": {"val_size": 300},
+           "defaults": {"dataset": "digits", "model": "mlp", "widths": [16], "epochs": 1, "batch_size": 64},
+           "studies": {"s": {"title": "t", "question": "q", "fixed": fixed, "grid": {"bn": ["none", "hidden"]},
+                             "analyses": [analysis]}}}
+    if message is None:
+        assert analysis in resolve_plan(build_plan(cfg)).studies["s"].analyses
+        return
+    with pytest.raises(ConfigError, match=f"'studies.s.analyses': analysis '{analysis}' of study 's': .*{message}"):
+        resolve_plan(build_plan(cfg))

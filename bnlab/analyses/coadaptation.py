@@ -359,4 +359,6 @@ register(Analysis(
     name="coadaptation",
     description="co-adaptation proxy (mean |corr| between hidden units) per hidden layer at the end of training, "
                 "dropout vs none: figure, table, findings; the runs need coadapt: true",
-    compute=compute, fragment=make_fragment, reads=(COADAPTATION, METRICS)))
+    compute=compute, fragment=make_fragment, reads=(COADAPTATION, METRICS),
+    requires=lambda study: None if any(r.coadapt for r in study.runs) else
+    "no run computes the co-adaptation proxy; set coadapt: true in the study's fixed parameters"))

@@ -400,6 +400,8 @@ register(Analysis(
     description="internal covariate shift per weight layer over training (Santurkar et al. 2018, Definition 2.1), "
                 "BN vs no BN: figure, medians table, findings; the runs need ics_every > 0",
     compute=compute, fragment=make_fragment, reads=(ICS, METRICS),
+    requires=lambda study: None if any(r.ics_every for r in study.runs) else
+    "no run measures internal covariate shift; set ics_every (e.g. 50) in the study's fixed parameters",
     options={"max_layers": {"type": "integer", "minimum": 1, "default": 8,
                             "description": "most weight layers drawn in the figure (evenly spread, first and last "
                                            "included); the table has every layer"}}))

@@ -55,6 +55,9 @@ class Analysis:
     # (study) -> further analyses of the study it reads, known only from the study's config
     # (expectations: those whose measures an `expect:` entry names); added like `needs`
     study_needs: Callable[[Any], tuple[str, ...]] | None = None
+    # (study) -> None, or what the study's runs lack for this analysis to measure anything
+    # (ics: ics_every > 0): a config error before any run trains, not an empty section after
+    requires: Callable[[Any], str | None] | None = None
     module: str = ""  # set by register(): the module whose code (and imports) the job depends on
     source: str = ""  # its file, for plug-ins loaded by path
 
@@ -134,11 +137,16 @@ def figure(file: str, caption: str) -> dict:
     return {"file": file, "caption": caption}
 
 
-def table(caption: str, header: list[str], rows: list[list], diverged: list[bool] | None = None) -> dict:
-    """A table part; `diverged` marks rows the report shows as diverged."""
+def table(caption: str, header: list[str], rows: list[list], diverged: list[bool] | None = None,
+          text: bool = False) -> dict:
+    """A table part; `diverged` marks rows the report shows as diverged; `text`: cells are sentences,
+    set left-aligned (numbers are right-aligned)."""
     marks = diverged or [False] * len(rows)
-    return {"caption": caption, "header": list(header),
-            "rows": [{"cells": [str(c) for c in row], "diverged": bool(d)} for row, d in zip(rows, marks)]}
+    out = {"caption": caption, "header": list(header),
+           "rows": [{"cells": [str(c) for c in row], "diverged": bool(d)} for row, d in zip(rows, marks)]}
+    if text:
+        out["text"] = True
+    return out
 
 
 def fragment(*, figures=(), tables=(), findings=(), references=(), stats=None, background=()) -> dict:

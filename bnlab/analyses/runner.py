@@ -125,6 +125,9 @@ def resolve_study_analyses(study: StudyPlan) -> StudyPlan:
         if analysis.trains and not study.runs:
             raise ConfigError(f"config error at '{where}': analysis '{name}' reads training runs, and study "
                               f"'{study.name}' of kind '{study.kind}' trains none")
+        lacking = analysis.requires(study) if analysis.requires and study.runs else None
+        if lacking:
+            raise ConfigError(f"config error at '{where}': analysis '{name}' of study '{study.name}': {lacking}")
         given = copy.deepcopy(study.analysis_options.get(name, {}))
         unknown = sorted(set(given) - set(analysis.options))
         if unknown:
