@@ -250,8 +250,11 @@ def check_cells(exp: dict, values: Values) -> dict:
     if test in ("diverges", "no_divergence"):
         rows = pd.concat([values.rows(p) for p in exp["cells"] or [{}]]).drop_duplicates("run_dir")
         flags = list(rows.status == "diverged")
-        observed = "; ".join(f"{r.label} seed {r.seed}: {'diverged' + (f' at step {int(r.diverged_step)}' if ev.finite(r.diverged_step) else '') if r.status == 'diverged' else 'finished'}"
-                             for r in rows.itertuples())
+        cells = "; ".join(_cell_text(ctx, p) for p in exp["cells"]) or "every run"
+        diverged = [f"{r.label} seed {r.seed}" + (f" at step {int(r.diverged_step)}" if ev.finite(r.diverged_step)
+                                                  else "") for r in rows.itertuples() if r.status == "diverged"]
+        observed = (f"{cells}: {sum(flags)} of {len(flags)} run{'s' if len(flags) != 1 else ''} diverged"
+                    + (f" ({'; '.join(diverged)})" if diverged else ""))
         if test == "diverges":
             verdict, reason = ev.judge_all(flags, what="diverged", none_what="finished")
         else:
@@ -319,15 +322,15 @@ def compute(ctx) -> None:
 def fragment(ctx) -> dict:
     items = read_json(ctx.out / RESULTS_JSON)["items"]
     counts = {v: sum(r["verdict"] == v for r in items) for v in VERDICTS}
-    rows = [[r["claim"], r["source"], TEST_WORDS[r["test"]] + f" ({r['metric']})", r["observed"],
-             r["verdict"], r["reason"]] for r in items]
+    rows = [[f"{r['claim']} ({r['source']})", TEST_WORDS[r["test"]] + f" ({r['metric']})", r["observed"],
+             f"{r['verdict'].upper()}: {r['reason']}"] for r in items]
     caption = ("Expected vs observed: each claim of the literature or the seed, tested on this study's runs. "
                "higher / lower / similar pair the cells' runs by seed; with two or more seeds the verdict uses the "
                "95% bootstrap interval of the mean paired difference (with two seeds, the range of the two "
                "differences), with one seed a difference decides only when it is large (3 accuracy points, 10% "
                "otherwise), else the verdict is inconclusive. faster = Ioffe & Szegedy's speedup: b's first step "
                "at b's best validation accuracy over a's.")
-    tab = table(caption, ["expected", "source", "test (metric)", "observed", "verdict", "why"], rows)
+    tab = table(caption, ["expected (source)", "test (metric)", "observed", "verdict: why"], rows, text=True)
     findings = [f"Of {len(items)} expectation{'s' if len(items) != 1 else ''} checked: {counts[ev.CONFIRMED]} "
                 f"confirmed, {counts[ev.CONTRADICTED]} contradicted, {counts[ev.INCONCLUSIVE]} inconclusive."]
     findings += [f"Contradicted: {r['claim']} ({r['source']}): {r['reason']}." for r in items
