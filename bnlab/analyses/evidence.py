@@ -101,11 +101,12 @@ def judge_difference(p: Paired, *, direction: int, margin: float, decisive: floa
     d = direction * p.diffs
     m = float(d.mean())
     if p.n == 1:
+        threshold = fmt(decisive).lstrip("+")  # in the metric's units ("3.0 points")
         if m > margin + decisive:
-            return CONFIRMED, f"one seed, difference {fmt(direction * m)} is beyond the one-seed threshold {decisive:g}"
+            return CONFIRMED, f"one seed, difference {fmt(direction * m)} is beyond the one-seed threshold {threshold}"
         if m < margin - decisive:
             return CONTRADICTED, (f"one seed, difference {fmt(direction * m)} goes the other way by more than "
-                                  f"the one-seed threshold {decisive:g}")
+                                  f"the one-seed threshold {threshold}")
         return INCONCLUSIVE, f"one seed: no spread to judge a difference of {fmt(direction * m)} by"
     lo, hi = bootstrap_interval(d)
     shown = sorted((direction * lo, direction * hi))

@@ -330,6 +330,10 @@ def fragment(ctx) -> dict:
                "differences), with one seed a difference decides only when it is large (3 accuracy points, 10% "
                "otherwise), else the verdict is inconclusive. faster = Ioffe & Szegedy's speedup: b's first step "
                "at b's best validation accuracy over a's.")
+    if any(r["metric"] == GAP for r in items):
+        caption += (" train_test_gap = final train accuracy - final test accuracy, the train accuracy being the mean "
+                    "over the last training batches in training mode: with dropout on, which by itself lowers it "
+                    "for dropout runs, so part of a narrower gap is the measurement's.")
     tab = table(caption, ["expected (source)", "test (metric)", "observed", "verdict: why"], rows, text=True)
     findings = [f"Of {len(items)} expectation{'s' if len(items) != 1 else ''} checked: {counts[ev.CONFIRMED]} "
                 f"confirmed, {counts[ev.CONTRADICTED]} contradicted, {counts[ev.INCONCLUSIVE]} inconclusive."]
