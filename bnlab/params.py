@@ -36,6 +36,7 @@ PATH_KEYS: dict[str, str] = {
     "lr_gamma": "gamma",
     "momentum": "mom",
     "weight_decay": "wd",
+    "l2": "l2",
     "batch_size": "bs",
     "batch_growth_every": "grow",
     "batch_growth_max": "gmax",
@@ -126,7 +127,8 @@ class RunSpec:
     lr_period: str  # epochs: CLR half cycle or step-decay interval, "na" otherwise
     lr_gamma: str  # exp_range decay per iteration or step-decay factor, "na" otherwise
     momentum: str  # a number as text, or "na" for optimizers without momentum
-    weight_decay: float
+    weight_decay: float  # the optimizer's decay: every parameter, biases and BN's gamma/beta included
+    l2: float  # lambda of the cost J = loss + lambda * sum ||W||^2 over weight matrices and conv kernels only
     batch_size: int  # the starting batch of a growing one
     batch_growth_every: int  # steps between batch doublings (0 = fixed batch)
     batch_growth_max: str  # largest batch of the growth, "na" without growth

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from bnlab.train.ics import ics_layers, ics_step, rng_state, snapshot
+from bnlab.train.l2 import add_l2_gradient, l2_weights
 from bnlab.train.probes import last_linear, probe_step
 from bnlab.schedules import accumulation
 from bnlab.train.batches import BatchPlan, plan_batches
@@ -116,6 +117,7 @@ def train_loop(
     batch_at: Callable[[int], int] | None = None,
     max_micro_batch: int = 0,
     ics_every: int = 0,
+    l2: float = 0.0,
 ) -> LoopResult:
     """Train for `epochs`; `resume` is a loaded checkpoint payload (model and optimizer already restored).
 
@@ -123,6 +125,8 @@ def train_loop(
     max_micro_batch > 0 splits larger batches into accumulated micro-batches.
     ics_every > 0 measures internal covariate shift per layer (bnlab/train/ics.py) after
     every k-th optimizer step that is one pass; its time is left out of train_seconds.
+    l2 > 0 adds the gradient of l2 * sum ||W||^2 over weight matrices and conv kernels to every step
+    (bnlab/train/l2.py); losses, probes and ICS stay the cross-entropy's.
     """
     device = data.train_x.device
     n = len(data.train_x)
@@ -156,6 +160,7 @@ def train_loop(
                        last_changes=torch.full((total,), float("nan"), device=device))
     output_layer = last_linear(model)
     shift_layers = ics_layers(model) if ics_every else []
+    decayed = l2_weights(model) if l2 else []
     resumed_from = st.step if resume is not None else None
     wall0 = time.perf_counter() - st.wall_seconds
 
@@ -250,6 +255,8 @@ def train_loop(
                     part.backward()
                     loss = loss + part.detach()
                     hits = hits + (logits.argmax(dim=1) == ym).sum()
+            if decayed:  # the gradient of J = loss + l2 * sum ||W||^2 (the recorded loss stays the loss)
+                add_l2_gradient(decayed, l2)
             st.grad_norms[step] = _grad_norm(params)
             last_grad = torch.cat([output_layer.weight.grad.flatten()]
                                   + ([output_layer.bias.grad.flatten()] if output_layer.bias is not None else []))

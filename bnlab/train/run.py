@@ -22,7 +22,9 @@ from bnlab.provenance import code_version, hardware, library_versions
 from bnlab.train.batches import fixed_plan
 from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoint, remove_checkpoint
 from bnlab.train.coadapt import coadaptation, not_computed
+from bnlab.train.determinism import determinism_state, determinism_warnings, prepare_determinism
 from bnlab.train.ics import ICS_COLUMNS
+from bnlab.train.l2 import l2_penalty, l2_weights
 from bnlab.train.loop import LoopResult, train_loop
 from bnlab.train.lr_policy import lr_function
 from bnlab.train.memory import micro_batch_cap
@@ -174,10 +176,9 @@ def execute_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
     torch.manual_seed(spec.seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    dev = resolve_device(device)
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = False
+    dev = resolve_device(device)  # a clear error for cuda without a GPU, before anything is set
+    prepare_determinism(dev)  # before the run's first CUDA work (cuBLAS reads its setting then)
+    nondeterministic: list[str] = []  # torch's warnings about ops that ran non-deterministically
 
     train_spec, picked = resolve_picks(spec, pick_tables)  # spec keeps the folder's identity
     data = load_prepared(data_path)
@@ -209,16 +210,17 @@ def execute_run(
         log(f"batch_growth_max {spec.batch_growth_max} is above the {len(splits.train_x)} training images: "
             "the batch stops growing at the whole training set")
 
-    result = train_loop(
-        model, optimizer, splits, epochs=spec.epochs, batch_size=spec.batch_size,
-        batch_at=batch_function(spec), max_micro_batch=micro_cap,
-        evals_per_epoch=spec.evals_per_epoch, order_seed=spec.seed, eval_test=spec.eval_test, log=log,
-        bn_snapshot=bn_snapshotter(model), checkpoint=policy if policy.enabled else None,
-        checkpoint_extra={"params": spec.as_strings()}, resume=resume,
-        probe_every=spec.probe_every, probe_etas=spec.probe_multipliers,
-        lr_at=lr_function(train_spec, *_schedule_length(spec, len(splits.train_x))),
-        ics_every=spec.ics_every,
-    )
+    with determinism_warnings(nondeterministic):
+        result = train_loop(
+            model, optimizer, splits, epochs=spec.epochs, batch_size=spec.batch_size,
+            batch_at=batch_function(spec), max_micro_batch=micro_cap,
+            evals_per_epoch=spec.evals_per_epoch, order_seed=spec.seed, eval_test=spec.eval_test, log=log,
+            bn_snapshot=bn_snapshotter(model), checkpoint=policy if policy.enabled else None,
+            checkpoint_extra={"params": spec.as_strings()}, resume=resume,
+            probe_every=spec.probe_every, probe_etas=spec.probe_multipliers,
+            lr_at=lr_function(train_spec, *_schedule_length(spec, len(splits.train_x))),
+            ics_every=spec.ics_every, l2=spec.l2,
+        )
     c0 = time.perf_counter()
     if spec.coadapt:  # the final model, diverged or not (non-finite units are counted, not hidden)
         coadapt = {**coadaptation(model, splits.curve("val")[0]), "split": "val", "step": result.steps_done,
@@ -264,14 +266,17 @@ def execute_run(
         "ics_seconds": result.ics_seconds,
         "ics_steps": len({r["step"] for r in result.ics_rows}),
         "coadapt_seconds": coadapt_seconds if spec.coadapt else None,
+        # the cost J = loss + l2_penalty at the end (seed 001's cost; None without an L2 term)
+        "l2_penalty": l2_penalty(l2_weights(model), spec.l2) if spec.l2 else None,
         "wall_seconds": time.perf_counter() - wall0,
         "dataset_source": data.source,
         "dataset_checksum": data.checksum,
         "code_version": code_version(),
         "libraries": library_versions(),
         "hardware": hardware(),
-        "determinism": {"torch_seed": spec.seed, "order_seed": spec.seed,
-                        "deterministic_algorithms": True, "threads": threads},
+        # read back from torch and the environment: what was in force, not what was asked for
+        "determinism": {"torch_seed": spec.seed, "order_seed": spec.seed, "threads": threads,
+                        **determinism_state(), "nondeterministic_ops": nondeterministic},
     })
     run_config = {"params": spec.as_strings(), "run_dir": spec.relative_dir(), "code_version": code_version(),
                   "params_hash": config_hash(spec.as_strings()), "picked": picked,
