@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from bnlab.analyses.registry import FRAGMENT, fragment
+from bnlab.analyses.summary import reference_verdict
 from bnlab.config import StudyPlan
 from bnlab.report.context import reference_counts, report_context, scorecard, study_context
 from bnlab.report.render import render_html
@@ -41,8 +42,17 @@ def expectations_stats(confirmed: int, contradicted: int, inconclusive: int) -> 
 
 
 def verdict(v: str, *, ours=0.9, reason="our setup differs"):
-    return {"what": "w", "verdict": v, "ours": ours, "band": [0.8, 1.0], "reason": reason,
-            "metric": "final_test_acc", "published": "90%", "source": "paper", "n_runs": 1}
+    """A published-number verdict as summary.reference_verdict makes it (so the fields never drift)."""
+    ref = {"what": "w", "published": "90%", "source": "paper"}
+    if v in ("inside", "outside"):
+        ref.update(setup_matches=True, band=[0.8, 1.0] if v == "inside" else [0.95, 1.0])
+    elif reason == "no band is given for the published number":
+        ref.update(setup_matches=True)
+    else:
+        ref.update(differs=reason, band=[0.8, 1.0])
+    out = reference_verdict(ref, [] if ours is None else [ours], "ours")
+    assert out["verdict"] == v
+    return out
 
 
 def fake_plan(studies: list[StudyPlan]):

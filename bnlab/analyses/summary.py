@@ -219,19 +219,21 @@ def reference_verdict(ref: dict, values: list[float], setup: str) -> dict:
     if band and band[0] > band[1]:
         raise ValueError(f"reference {ref['what']!r}: band {band} has its low end above its high end")
     ours = float(pd.Series(values).mean()) if values else None
+    why = None  # why a number is not scored: "no run", "setup differs" or "no band" (the scorecard counts them)
     if ours is None:
-        verdict, reason = "not scored", "no finished matching run"
+        verdict, reason, why = "not scored", "no finished matching run", "no run"
     elif not ref.get("setup_matches", False):
-        verdict = "not scored"
+        verdict, why = "not scored", "setup differs"
         reason = ((ref.get("differs") or "").strip()
                   or f"our setup is not declared to match the published one (ours: {setup})")
     elif not band:
-        verdict, reason = "not scored", "no band is given for the published number"
+        verdict, reason, why = "not scored", "no band is given for the published number", "no band"
     else:
         verdict = "inside" if band[0] <= ours <= band[1] else "outside"
         reason = (f"ours {metric_text(metric, ours)} is {verdict} the band "
                   f"{metric_text(metric, band[0])} to {metric_text(metric, band[1])}")
-    return {"what": ref["what"], "verdict": verdict, "ours": ours, "band": band, "reason": reason,
+    return {"what": ref["what"], "verdict": verdict, "why_not_scored": why, "ours": ours, "band": band,
+            "reason": reason,
             "metric": metric, "published": ref["published"], "source": ref["source"], "n_runs": len(values)}
 
 

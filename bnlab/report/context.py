@@ -131,14 +131,13 @@ def merge_expectations(found: list[dict]) -> dict | None:
 def reference_counts(verdicts: list[dict]) -> dict:
     """Published numbers over the report: scored (inside / outside a band), and not scored, and why.
 
-    summary.reference_verdict leaves a number unscored when no matching run finished (ours is None),
-    when no band is given, or otherwise because our setup is not the published one.
+    summary.reference_verdict says why a number is unscored (why_not_scored): no finished matching run,
+    no band given, or our setup is not the published one.
     """
     inside = sum(v["verdict"] == "inside" for v in verdicts)
     outside = sum(v["verdict"] == "outside" for v in verdicts)
     unscored = [v for v in verdicts if v["verdict"] not in ("inside", "outside")]
-    other = sum(v.get("ours") is None or v.get("reason") == "no band is given for the published number"
-                for v in unscored)
+    other = sum(v.get("why_not_scored") in ("no run", "no band") for v in unscored)
     return {"n": len(verdicts), "scored": inside + outside, "inside": inside, "outside": outside,
             "not_scored": len(unscored), "setup_differs": len(unscored) - other, "other": other}
 
