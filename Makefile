@@ -5,12 +5,17 @@
 # requirements or pyproject.toml changed since it last succeeded (the stamp below).
 # Anything else for Snakemake goes in SNAKEMAKE_ARGS, e.g.
 #   make SNAKEMAKE_ARGS="--configfile config/smoke.yaml"
+# What a config costs before anything runs (runs, optimizer steps, FLOPs, and device-hours
+# from a minute or so of timed steps on this machine; bnlab/cost.py):
+#   make estimate CONFIG=config/full.yaml      ESTIMATE_ARGS= for FLOPs only, without timing
 
 VENV := .venv
 STAMP := $(VENV)/.bnlab-setup-done
 SNAKEMAKE_ARGS ?=
+CONFIG ?= config.yaml
+ESTIMATE_ARGS ?= --measure
 
-.PHONY: report test setup partial
+.PHONY: report test setup partial estimate
 .DEFAULT_GOAL := report
 
 report: $(STAMP)
@@ -19,6 +24,9 @@ report: $(STAMP)
 # what exists so far, while a long run is still going (results/report-partial.pdf)
 partial: $(STAMP)
 	$(VENV)/bin/snakemake --cores all partial_report $(SNAKEMAKE_ARGS)
+
+estimate: $(STAMP)
+	$(VENV)/bin/python -m bnlab.cost --configfile $(CONFIG) $(ESTIMATE_ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -ra

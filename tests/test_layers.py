@@ -19,7 +19,7 @@ LAYERS = [
     ("base", ["bnlab", "bnlab.params", "bnlab.schedules", "bnlab.lr_picks", "bnlab.provenance", "bnlab.runfolder", "bnlab.codegraph", "bnlab.warm",
               "bnlab.data.*", "bnlab.models.*"]),
     ("plan", ["bnlab.config"]),
-    ("train", ["bnlab.train.*"]),
+    ("train", ["bnlab.train.*", "bnlab.cost"]),
     ("analyses", ["bnlab.analyses.*", "bnlab.analysis.*", "bnlab.figures.*", "bnlab.arch.*", "bnlab.landscape.*",
                   "bnlab.gradcheck"]),
     ("report", ["bnlab.report.*", "bnlab.workflow"]),
