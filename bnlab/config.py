@@ -36,6 +36,10 @@ CYCLICAL = ("triangular", "triangular2", "exp_range")
 LR_GAMMA_DEFAULTS = {"exp_range": 0.99994, "step_decay": 2.0}
 
 
+# Resources a study may set for its training jobs (study key `resources`), over `execution`'s.
+RESOURCE_KEYS = ("mem_mb", "runtime_min", "gpus_per_run")
+
+
 class ConfigError(ValueError):
     """A config problem a user can fix; the message names the field."""
 
@@ -148,6 +152,7 @@ class StudyPlan:
     # their cell selectors are canonical text like references' `match`
     expect: list[dict] = field(default_factory=list)
     compare: list[dict] = field(default_factory=list)
+    resources: dict = field(default_factory=dict)  # mem_mb / runtime_min / gpus_per_run over `execution`'s
 
     def select(self, partial: dict) -> list[RunSpec]:
         """Runs whose parameters match every key of a canonical partial (see _canonical_partial)."""
@@ -191,6 +196,16 @@ class Plan:
     @property
     def datasets(self) -> list[str]:
         return sorted({r.dataset for r in self.runs})
+
+    def run_resources(self, run: RunSpec) -> dict[str, int]:
+        """Cluster resources of one training job: `execution`'s, raised by every study that trains the run."""
+        execution = self.config["execution"]
+        out = {key: int(execution[key]) for key in RESOURCE_KEYS}
+        for study in self.studies.values():
+            if study.resources and any(r.relative_dir() == run.relative_dir() for r in study.runs):
+                for key, value in study.resources.items():
+                    out[key] = max(out[key], int(value))
+        return out
 
     @property
     def train_studies(self) -> list[str]:
@@ -352,7 +367,7 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
     analyses, analysis_options = _analysis_entries(study["analyses"], where + ["analyses"])
     if study["kind"] != "train":
         # Studies that train nothing: the grid keys would be silently ignored, so refuse them.
-        for key in ("fixed", "grid", "exclude", "analyses", "references", "compare"):
+        for key in ("fixed", "grid", "exclude", "analyses", "references", "compare", "resources"):
             if study[key]:
                 raise ConfigError(f"config error at '{_path_text(where + [key])}': a study of kind "
                                   f"'{study['kind']}' trains nothing and takes no {key}")
@@ -418,6 +433,7 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         analyses=analyses,
         analysis_options=analysis_options,
         references=references,
+        resources=dict(study["resources"]),
     )
     plan.expect = [_expectation(plan, e, where + ["expect", i]) for i, e in enumerate(study["expect"])]
     plan.compare = [{**c, "a": _cell(plan, c["a"], where + ["compare", i, "a"], one=True),

@@ -362,10 +362,13 @@ CONVENTION = (
 )
 
 
-def table(pc: PlanCost, speeds: Mapping[tuple, Throughput] | None, max_batch: int = MEASURE_MAX_BATCH) -> str:
+def table(pc: PlanCost, speeds: Mapping[tuple, Throughput] | None, max_batch: int = MEASURE_MAX_BATCH,
+          limits: Mapping[str, int] | None = None) -> str:
+    """Per study: runs, steps, samples, FLOPs; with speeds, device-hours, the longest run's minutes and,
+    given `limits` (study -> the runtime_min its jobs ask a cluster for), that limit."""
     header = ["study", "runs", "steps", "samples", "train FLOP", "eval FLOP", "extra FLOP", "total FLOP"]
     if speeds is not None:
-        header.append("device-h")
+        header += ["device-h", "longest run min"] + (["limit min"] if limits else [])
     rows = []
 
     def row(name, runs: list[RunCost]):
@@ -374,6 +377,9 @@ def table(pc: PlanCost, speeds: Mapping[tuple, Throughput] | None, max_batch: in
                  si(sum(r.extra_flops for r in runs)), si(sum(r.flops for r in runs))]
         if speeds is not None:
             cells.append(f"{sum(run_hours(r, speeds, max_batch) for r in runs):,.1f}")
+            cells.append(f"{60 * max(run_hours(r, speeds, max_batch) for r in runs):,.0f}")
+            if limits:
+                cells.append(f"{limits[name]:,}" if name in limits else "")
         return cells
 
     for study in pc.studies.values():
@@ -475,13 +481,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Cost of {args.configfile}: {len(pc.runs)} training runs in {n_train} training studies "
           f"(from the plan; no data read)")
     print()
-    print(table(pc, speeds, args.max_batch))
+    # the wall-time limit each study's training jobs ask a cluster for (the longest of its runs' limits)
+    limits = {name: max(plan.run_resources(r)["runtime_min"] for r in study.runs)
+              for name, study in plan.studies.items() if study.runs}
+    print(table(pc, speeds, args.max_batch, limits))
     print()
     print(CONVENTION)
     if speeds is None:
         print("Throughput not measured: device-hours need --measure (a few optimizer steps of each architecture "
               "on this machine).")
     else:
+        short = [f"{s.name} (longest run {60 * max(run_hours(r, speeds, args.max_batch) for r in s.runs):,.0f} "
+                 f"min, limit {limits[s.name]} min)" for s in pc.studies.values()
+                 if s.runs and 60 * max(run_hours(r, speeds, args.max_batch) for r in s.runs) > limits[s.name]]
+        if short:
+            print(f"On this device these studies' runs outlast their runtime limit (execution.runtime_min or the "
+                  f"study's resources): {'; '.join(short)}. A job killed at its limit resumes from its checkpoint "
+                  "when resubmitted (profiles/slurm retries 2 times), but a limit below the run's time wastes the "
+                  "work since the last checkpoint each time.")
         print()
         print(speed_table(speeds, pc, args.max_batch))
         print()

@@ -50,6 +50,11 @@ def train_priority(wildcards):
     return 2 if spec.relative_dir() in PICK_SOURCE_RUNS else 1 if spec.picks else 0
 
 
+def train_resources(wildcards):
+    """mem_mb, runtime_min and gpus_per_run of one training job (its studies' `resources`)."""
+    return PLAN.run_resources(RunSpec.from_strings({PARAM_FOR_KEY[k]: v for k, v in wildcards.items()}))
+
+
 def run_dir(run):
     return f"{R}/runs/{run.relative_dir()}"
 

@@ -15,10 +15,11 @@ rule train:
     threads: EXEC["threads_per_run"]
     priority: train_priority  # the critical path first (rules/common.smk)
     resources:
-        mem_mb=EXEC["mem_mb"],
-        runtime=EXEC["runtime_min"],
+        # execution's values, raised by a study's `resources` (bnlab.config.Plan.run_resources)
+        mem_mb=lambda wc: train_resources(wc)["mem_mb"],
+        runtime=lambda wc: train_resources(wc)["runtime_min"],
         # Cluster GPUs (the slurm executor asks for them when > 0) ...
-        gpu=EXEC["gpus_per_run"],
+        gpu=lambda wc: train_resources(wc)["gpus_per_run"],
         # ... and, on a one-GPU workstation (profiles/gpu), one of the slots
         # that limit how many training jobs share the GPU.
         gpu_slots=1 if EXEC["device"] in ("cuda", "auto") else 0,

@@ -181,3 +181,24 @@ def test_schedule_parameters_are_required_or_canonicalised():
     assert (run.lr_min, run.lr_period, run.lr_gamma) == ("1e-5", "2", "0.99994")
     constant = build_plan(small_config(fixed={"lr_min": 1e-5, "lr_gamma": 3})).runs[0]
     assert (constant.lr_min, constant.lr_period, constant.lr_gamma) == ("na", "na", "na")
+
+
+def test_study_resources_raise_the_execution_defaults_for_its_runs():
+    cfg = {"data": {"val_size": 300},
+           "execution": {"mem_mb": 3000, "runtime_min": 60, "gpus_per_run": 0},
+           "defaults": {"dataset": "digits", "model": "mlp", "widths": [16], "epochs": 1, "batch_size": 64},
+           "studies": {
+               "small": {"title": "t", "question": "q", "grid": {"bn": ["none", "hidden"]}},
+               "big": {"title": "t", "question": "q", "grid": {"bn": ["hidden"], "epochs": [1, 5]},
+                       "resources": {"runtime_min": 240, "gpus_per_run": 1}},
+           }}
+    plan = build_plan(cfg)
+    shared = plan.studies["small"].select({"bn": "hidden"})[0]  # also the big study's 1-epoch cell
+    alone = plan.studies["small"].select({"bn": "none"})[0]
+    long = plan.studies["big"].select({"epochs": "5"})[0]
+    assert plan.run_resources(alone) == {"mem_mb": 3000, "runtime_min": 60, "gpus_per_run": 0}
+    assert plan.run_resources(shared) == {"mem_mb": 3000, "runtime_min": 240, "gpus_per_run": 1}
+    assert plan.run_resources(long) == {"mem_mb": 3000, "runtime_min": 240, "gpus_per_run": 1}
+    bad = {**cfg, "studies": {"s": {"title": "t", "question": "q", "resources": {"gpus": 1}}}}
+    with pytest.raises(ConfigError, match=r"'studies.s.resources'.*allowed keys: gpus_per_run, mem_mb, runtime_min"):
+        build_plan(bad)

@@ -118,3 +118,22 @@ def test_smoke_config_builds_the_report(tmp_path):
     finally:
         figure_code.write_text(original_text)
         os.utime(figure_code, (original_stat.st_atime, original_stat.st_mtime))
+
+
+def test_slurm_profile_dry_run_shows_each_studys_cluster_resources(tmp_path):
+    """A GPU-less dry check of what the SLURM profile would ask for: execution's requests, raised per study."""
+    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    cfg["results"] = str(tmp_path / "res")
+    cfg["execution"] = {**cfg.get("execution", {}), "mem_mb": 3000, "runtime_min": 45, "gpus_per_run": 0}
+    name = next(iter(cfg["studies"]))
+    cfg["studies"][name]["resources"] = {"runtime_min": 240, "gpus_per_run": 1, "mem_mb": 6000}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = snakemake("-n", "--profile", "profiles/slurm", "--configfile", str(path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    train = [block for block in out.stdout.split("\n\n") if "rule train:" in block]
+    requests = {(("mem_mb=6000" in b), ("runtime=240" in b), ("gpu=1," in b or b.rstrip().endswith("gpu=1")))
+                for b in train}
+    # the study's runs ask for its resources; runs only other studies train keep execution's
+    assert (True, True, True) in requests
+    assert any("mem_mb=3000" in b and "runtime=45" in b and "gpu=0" in b for b in train)
