@@ -165,3 +165,32 @@ def test_default_and_full_configs_are_costed():
         pc = plan_cost(build_plan(load_config(path)))
         assert pc.runs and all(r.steps > 0 and r.macs > 0 for r in pc.runs)
         json.dumps({r.run.relative_dir(): r.flops for r in pc.runs})  # plain numbers
+
+
+def test_table_shows_each_studys_limit_beside_its_longest_run(make_spec):
+    plan = build_plan(load_config("config/smoke.yaml"))
+    pc = plan_cost(plan)
+    # a made-up rate: every architecture at 1 MFLOP/s, so runs last hours
+    speeds = {cost.measure_key(r): cost.Throughput(key=cost.measure_key(r), batch=r.pass_batch, steps=1,
+                                                    seconds=1.0, macs=500_000) for r in pc.runs}
+    name = next(iter(pc.studies))
+    longest = 60 * max(cost.run_hours(r, speeds) for r in pc.studies[name].runs)
+    text = cost.table(pc, speeds, limits={name: 7})
+    header = text.splitlines()[0]
+    assert header.rstrip().endswith("longest run min  limit min")
+    row = next(line for line in text.splitlines() if line.startswith(name))
+    assert row.split()[-2:] == [f"{longest:,.0f}", "7"]
+
+
+def test_cli_flags_runs_that_outlast_their_limit(tmp_path, capsys):
+    path = tiny_config(tmp_path)
+    assert cost.main(["--configfile", path, "--measure", "--steps", "3", "--seconds", "0.01"]) == 0
+    assert "outlast their runtime limit" not in capsys.readouterr().out  # tiny runs, 120-minute limit
+    config = yaml.safe_load(open(path))
+    config["defaults"]["epochs"] = 100_000  # millions of steps: far more than a minute on any CPU
+    config["execution"]["runtime_min"] = 1
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(yaml.safe_dump(config))
+    assert cost.main(["--configfile", str(slow), "--measure", "--steps", "3", "--seconds", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "outlast their runtime limit" in out and "tiny (longest run" in out and "limit 1 min" in out
