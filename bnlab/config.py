@@ -25,7 +25,7 @@ from bnlab.params import NOT_APPLICABLE, PARAM_NAMES, POLICY_PARAMS, RunSpec, fo
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
 # Models whose layer widths the config may set (the others have a fixed shape).
-MODELS_WITH_WIDTHS = ("mlp", "cnn", "cnn2")
+MODELS_WITH_WIDTHS = ("mlp", "cnn", "cnn2", "resnet")
 # Init schemes that take init_scale, and the scale "default" stands for.
 INIT_SCALE_DEFAULTS = {"normal": 1.0, "uniform": 0.5}
 # Run parameters that are numbers; YAML reads "1e-3" as a string, so these are

@@ -75,7 +75,7 @@ def _full():
         ({"dropout_hidden": 1.0}, "fixed.dropout_hidden", "maximum of 1"),
         ({"dropout_in": -0.1}, "fixed.dropout_in", "minimum of 0"),
         ({"epochs": 0}, "fixed.epochs", "minimum of 1"),
-        ({"model": "resnet"}, "fixed.model", "allowed: mlp"),
+        ({"model": "resnet50"}, "fixed.model", "allowed: mlp"),
         ({"dataset": "imagenet"}, "fixed.dataset", "allowed: fashion_mnist"),
         ({"init": "orthogonal"}, "fixed.init", "allowed: default"),
         ({"activation": "gelu"}, "fixed.activation", "allowed: relu"),

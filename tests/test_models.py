@@ -33,7 +33,7 @@ def weight_layers(model: nn.Module) -> list[nn.Module]:
 
 
 def test_registry_lists_all_models():
-    assert list_models() == ["cnn", "cnn2", "lenet5", "minigooglenet", "mlp", "vgg_a"]
+    assert list_models() == ["cnn", "cnn2", "lenet5", "minigooglenet", "mlp", "resnet", "vgg_a"]
 
 
 @pytest.mark.parametrize("bn", BN_PLACEMENTS)
@@ -296,7 +296,7 @@ def test_widths():
 @pytest.mark.parametrize(
     "kwargs, listed",
     [
-        ({"name": "resnet18"}, "cnn, cnn2, lenet5, minigooglenet, mlp, vgg_a"),
+        ({"name": "resnet18"}, "cnn, cnn2, lenet5, minigooglenet, mlp, resnet, vgg_a"),
         ({"bn": "after"}, "none, hidden, input+hidden"),
         ({"activation": "gelu"}, "relu, tanh, sigmoid"),
         ({"init": "orthogonal"}, "default, zeros, normal, uniform, xavier, kaiming"),
@@ -317,3 +317,36 @@ def test_bad_numbers_are_refused():
         create_model("mlp", input_shape=(8, 8), num_classes=10)
     with pytest.raises(ValueError, match="activation"):
         init_weights(nn.Linear(2, 2), "xavier", activation="swish")
+
+
+@pytest.mark.parametrize("bn, n_bn", [("none", 0), ("hidden", 15), ("input+hidden", 16)])
+def test_resnet_blocks_bn_and_shapes(bn, n_bn):
+    from bnlab.models import bn_layers
+    from bnlab.models.resnet import BasicBlock
+
+    model = create_model("resnet", input_shape=(3, 32, 32), num_classes=10, bn=bn)
+    blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
+    assert len(blocks) == 6
+    # 1 stem conv + 2 per block + a 1x1 projection where stages 2 and 3 change shape
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 15 and sum(c.kernel_size == (1, 1) for c in convs) == 2
+    assert len(bn_layers(model)) == n_bn
+    feats = model.features[:-1](model.stem(torch.randn(2, 3, 32, 32)))
+    assert feats.shape == (2, 64, 8, 8)  # 32 -> 16 -> 8 through the two strided stages
+    small = create_model("resnet", input_shape=(1, 28, 28), num_classes=10, widths=[8, 8, 16])
+    assert small.head.out.linear.in_features == 16
+
+
+def test_resnet_block_adds_its_input():
+    """With the residual branch's last conv at zero, a block with an identity shortcut is act(x)."""
+    from bnlab.models.layers import LayerSpec
+    from bnlab.models.resnet import BasicBlock
+
+    block = BasicBlock(LayerSpec(bn="none", activation="relu"), 4, 4, 1)
+    with torch.no_grad():
+        block.conv2.conv.weight.zero_()
+        block.conv2.conv.bias.zero_()
+    x = torch.randn(2, 4, 5, 5)
+    assert torch.equal(block(x), torch.relu(x))
+    down = BasicBlock(LayerSpec(bn="hidden"), 4, 8, 2)
+    assert isinstance(down.shortcut, nn.Sequential) and down(torch.randn(2, 4, 6, 6)).shape == (2, 8, 3, 3)

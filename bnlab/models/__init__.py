@@ -9,7 +9,7 @@ from .registry import create_model, list_models, register_model
 from .summary import bn_layers, count_parameters
 
 # Importing the model modules registers their builders.
-from . import convnets, lenet, minigooglenet, mlp, vgg  # noqa: E402,F401  isort: skip
+from . import convnets, lenet, minigooglenet, mlp, resnet, vgg  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "ACTIVATIONS",
