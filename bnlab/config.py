@@ -20,7 +20,16 @@ import jsonschema
 import yaml
 
 from bnlab.data.limits import DataLimitError, check_data_limits
-from bnlab.params import NOT_APPLICABLE, PARAM_NAMES, POLICY_PARAMS, RunSpec, format_number, format_widths, is_pick
+from bnlab.params import (
+    NOT_APPLICABLE,
+    PARAM_NAMES,
+    POLICY_PARAMS,
+    WITH_MOMENTUM,
+    RunSpec,
+    format_number,
+    format_widths,
+    is_pick,
+)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
@@ -276,7 +285,7 @@ def resolve_run(params: dict, where: str = "run") -> RunSpec:
         )
     else:
         p["init_scale"] = NOT_APPLICABLE
-    p["momentum"] = format_number(p["momentum"]) if p["optimizer"] == "sgd" else NOT_APPLICABLE
+    p["momentum"] = format_number(p["momentum"]) if p["optimizer"] in WITH_MOMENTUM else NOT_APPLICABLE
     _resolve_schedule(p, where)
     _resolve_batch_growth(p, where)
     p["probe_etas"] = format_number(p["probe_etas"]) if p["probe_every"] > 0 else NOT_APPLICABLE

@@ -63,6 +63,8 @@ SEGMENTS: tuple[tuple[str, ...], ...] = (ARCH_PARAMS, OPTIM_PARAMS, BATCH_PARAMS
 PARAM_FOR_KEY: dict[str, str] = {v: k for k, v in PATH_KEYS.items()}
 
 NOT_APPLICABLE = "na"  # value of a parameter that does not affect this run
+# Optimizers with a momentum parameter (the others' momentum is "na" in the run's folder name).
+WITH_MOMENTUM = ("sgd", "bnlab_sgd")
 # lr / lr_min written as "pick-<study>": the value the LR range test of that
 # study picks, read when the run starts (the folder name keeps the reference).
 PICK_PREFIX = "pick-"
