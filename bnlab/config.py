@@ -40,7 +40,7 @@ INIT_SCALE_DEFAULTS = {"normal": 1.0, "uniform": 0.5}
 # Run parameters that are numbers; YAML reads "1e-3" as a string, so these are
 # converted before validation ("1e-3" and 0.001 are then the same run).
 NUMERIC_PARAMS = ("init_scale", "dropout_in", "dropout_hidden", "lr", "lr_min", "lr_period", "lr_gamma",
-                  "momentum", "weight_decay", "l2", "batch_mem_mb")
+                  "momentum", "weight_decay", "l2", "label_smoothing", "batch_mem_mb")
 CYCLICAL = ("triangular", "triangular2", "exp_range")
 LR_GAMMA_DEFAULTS = {"exp_range": 0.99994, "step_decay": 2.0}
 

@@ -37,6 +37,7 @@ PATH_KEYS: dict[str, str] = {
     "momentum": "mom",
     "weight_decay": "wd",
     "l2": "l2",
+    "label_smoothing": "ls",
     "batch_size": "bs",
     "batch_growth_every": "grow",
     "batch_growth_max": "gmax",
@@ -131,6 +132,7 @@ class RunSpec:
     momentum: str  # a number as text, or "na" for optimizers without momentum
     weight_decay: float  # the optimizer's decay: every parameter, biases and BN's gamma/beta included
     l2: float  # lambda of the cost J = loss + lambda * sum ||W||^2 over weight matrices and conv kernels only
+    label_smoothing: float  # the training loss: cross-entropy against targets smoothed by this much (0 = plain)
     batch_size: int  # the starting batch of a growing one
     batch_growth_every: int  # steps between batch doublings (0 = fixed batch)
     batch_growth_max: str  # largest batch of the growth, "na" without growth

@@ -52,7 +52,7 @@ def test_gradient_is_that_of_the_cost_with_weights_only(name, shape, widths):
 def test_a_run_with_l2_trains_differently_and_records_its_penalty(tmp_path, digits_path, make_spec):
     plain = make_spec(optimizer="sgd", lr=0.1, epochs=1)
     with_l2 = make_spec(optimizer="sgd", lr=0.1, epochs=1, l2=LAMBDA)
-    assert "_l2~0/" in plain.relative_dir() and "_l2~0.005/" in with_l2.relative_dir()
+    assert "_l2~0_" in plain.relative_dir() and "_l2~0.005_" in with_l2.relative_dir()
     for spec in (plain, with_l2):
         execute_run(spec, digits_path, tmp_path / spec.relative_dir(), log=quiet)
     m0, m1 = (read_json(tmp_path / s.relative_dir() / METRICS) for s in (plain, with_l2))

@@ -1,4 +1,4 @@
-"""bnlab's own SGD against torch's on the same steps, and the optimizers a run may name."""
+"""Losses and optimizers: bnlab's own SGD against torch's on the same steps, the optimizers a run may name, label smoothing."""
 
 import pytest
 import torch
@@ -64,3 +64,22 @@ def test_run_optimizers(make_spec, tmp_path, digits_path):
     a, b = (read_json(tmp_path / s.relative_dir() / METRICS) for s in runs)
     assert a["final_train_loss"] == pytest.approx(b["final_train_loss"], rel=1e-4)
     assert a["steps"] == b["steps"]
+
+
+def test_label_smoothing_is_the_training_loss(make_spec, tmp_path, digits_path):
+    """With targets smoothed by e, no model's loss can go below the smoothed target's entropy."""
+    import math
+
+    import pandas as pd
+
+    e, k = 0.2, 10
+    floor = -((1 - e + e / k) * math.log(1 - e + e / k) + (k - 1) * (e / k) * math.log(e / k))
+    plain, smooth = make_spec(epochs=3, lr=0.01), make_spec(epochs=3, lr=0.01, label_smoothing=e)
+    assert "_ls~0.2/" in smooth.relative_dir() and "_ls~0/" in plain.relative_dir()
+    for spec in (plain, smooth):
+        execute_run(spec, digits_path, tmp_path / spec.relative_dir(), log=quiet)
+    steps = {s.label_smoothing: pd.read_parquet(tmp_path / s.relative_dir() / "steps.parquet") for s in (plain, smooth)}
+    assert steps[e]["loss"].min() >= floor - 1e-6  # the smoothed cross-entropy was trained and recorded
+    assert steps[0.0]["loss"].min() < floor  # plain cross-entropy goes below it on the same data
+    m = read_json(tmp_path / smooth.relative_dir() / METRICS)
+    assert m["final_val_loss"] < floor  # evaluation stays plain cross-entropy

@@ -118,6 +118,7 @@ def train_loop(
     max_micro_batch: int = 0,
     ics_every: int = 0,
     l2: float = 0.0,
+    label_smoothing: float = 0.0,
 ) -> LoopResult:
     """Train for `epochs`; `resume` is a loaded checkpoint payload (model and optimizer already restored).
 
@@ -126,7 +127,8 @@ def train_loop(
     ics_every > 0 measures internal covariate shift per layer (bnlab/train/ics.py) after
     every k-th optimizer step that is one pass; its time is left out of train_seconds.
     l2 > 0 adds the gradient of l2 * sum ||W||^2 over weight matrices and conv kernels to every step
-    (bnlab/train/l2.py); losses, probes and ICS stay the cross-entropy's.
+    (bnlab/train/l2.py); losses, probes and ICS stay the cross-entropy's. label_smoothing > 0 trains on
+    cross-entropy against smoothed targets, and the recorded training loss is that loss.
     """
     device = data.train_x.device
     n = len(data.train_x)
@@ -240,7 +242,7 @@ def train_loop(
             rng_before = rng_state(device) if measure_ics else None
             if n_micro == 1:
                 logits = model(xb)
-                loss = F.cross_entropy(logits, yb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
                 loss.backward()
                 hits = (logits.argmax(dim=1) == yb).sum()
             else:
@@ -251,7 +253,7 @@ def train_loop(
                 for k in range(n_micro):
                     xm, ym = xb[k * micro : (k + 1) * micro], yb[k * micro : (k + 1) * micro]
                     logits = model(xm)
-                    part = F.cross_entropy(logits, ym) / n_micro
+                    part = F.cross_entropy(logits, ym, label_smoothing=label_smoothing) / n_micro
                     part.backward()
                     loss = loss + part.detach()
                     hits = hits + (logits.argmax(dim=1) == ym).sum()

@@ -210,7 +210,7 @@ def execute_run(
             checkpoint_extra={"params": spec.as_strings()}, resume=resume,
             probe_every=spec.probe_every, probe_etas=spec.probe_multipliers,
             lr_at=lr_function(train_spec, *_schedule_length(spec, len(splits.train_x))),
-            ics_every=spec.ics_every, l2=spec.l2,
+            ics_every=spec.ics_every, l2=spec.l2, label_smoothing=spec.label_smoothing,
         )
     c0 = time.perf_counter()
     if spec.coadapt:  # the final model, diverged or not (non-finite units are counted, not hidden)
