@@ -210,8 +210,9 @@ class Plan:
         """Cluster resources of one training job: `execution`'s, raised by every study that trains the run."""
         execution = self.config["execution"]
         out = {key: int(execution[key]) for key in RESOURCE_KEYS}
+        target = run.relative_dir()
         for study in self.studies.values():
-            if study.resources and any(r.relative_dir() == run.relative_dir() for r in study.runs):
+            if study.resources and any(r.relative_dir() == target for r in study.runs):
                 for key, value in study.resources.items():
                     out[key] = max(out[key], int(value))
         return out

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bnlab.analyses.collect import setting_without
+from bnlab.analyses.collect import scan_run_files, setting_without
 from bnlab.analyses.evidence import measure
 from bnlab.analyses.formats import fmt_num, short_layer
 from bnlab.analyses.registry import Analysis, figure, fragment, register, table
@@ -67,15 +67,7 @@ def read_coadaptation(study, run_dir) -> tuple[pd.DataFrame, dict]:
     frames = []
     info = {"runs": len(study.runs), "computed_runs": 0, "without_file": 0, "images": [],
             "labels": list(dict.fromkeys(study.label(s) for s in study.runs)), "seeds": {}, "diverged": {}}
-    for spec in study.runs:
-        folder, label = run_dir(spec), study.label(spec)
-        status = read_json(folder / METRICS).get("status", "ok")
-        info["seeds"][label] = info["seeds"].get(label, 0) + 1
-        if status == "diverged":
-            info["diverged"][label] = info["diverged"].get(label, 0) + 1
-        if not (folder / COADAPTATION).exists():  # a run folder written before coadaptation.json existed
-            info["without_file"] += 1
-            continue
+    for spec, folder, label, status in scan_run_files(study, run_dir, COADAPTATION, info):
         data = read_json(folder / COADAPTATION)
         if not data.get("computed") or not data.get("layers"):
             continue

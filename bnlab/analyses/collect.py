@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from bnlab.config import StudyPlan
-from bnlab.runfolder import load_run
+from bnlab.runfolder import METRICS, load_run, read_json
 
 # metrics.json fields copied into the run table
 METRIC_COLUMNS = (
@@ -51,6 +51,24 @@ def collect_curves(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
 def read_runs(path: str | Path, axes: list[str]) -> pd.DataFrame:
     """runs.csv back, with axis values kept as the canonical text they were written as."""
     return pd.read_csv(path, dtype={axis: str for axis in axes})
+
+
+def scan_run_files(study: StudyPlan, run_dir, filename: str, info: dict):
+    """Yield (spec, folder, label, status) of every run of the study that has `filename`.
+
+    Counts into `info` what the findings report: runs per label ("seeds"), diverged runs per label
+    ("diverged"), and runs without the file ("without_file": folders written before it existed).
+    """
+    for spec in study.runs:
+        folder, label = run_dir(spec), study.label(spec)
+        status = read_json(folder / METRICS).get("status", "ok")
+        info["seeds"][label] = info["seeds"].get(label, 0) + 1
+        if status == "diverged":
+            info["diverged"][label] = info["diverged"].get(label, 0) + 1
+        if not (folder / filename).exists():
+            info["without_file"] += 1
+            continue
+        yield spec, folder, label, status
 
 
 def setting_without(study: StudyPlan, spec, drop: tuple[str, ...]) -> str:

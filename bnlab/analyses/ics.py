@@ -25,7 +25,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bnlab.analyses.collect import setting_without
+from bnlab.analyses.collect import scan_run_files, setting_without
 from bnlab.analyses.evidence import measure
 from bnlab.analyses.formats import fmt_num, short_layer
 from bnlab.analyses.registry import Analysis, figure, fragment, register, table
@@ -76,15 +76,7 @@ def read_ics(study, run_dir) -> tuple[pd.DataFrame, dict]:
     info = {"runs": len(study.runs), "measured_runs": 0, "without_file": 0,
             "ics_every": sorted({s.ics_every for s in study.runs if s.ics_every}),
             "labels": list(dict.fromkeys(study.label(s) for s in study.runs)), "seeds": {}, "diverged": {}}
-    for spec in study.runs:
-        folder, label = run_dir(spec), study.label(spec)
-        status = read_json(folder / METRICS).get("status", "ok")
-        info["seeds"][label] = info["seeds"].get(label, 0) + 1
-        if status == "diverged":
-            info["diverged"][label] = info["diverged"].get(label, 0) + 1
-        if not (folder / ICS).exists():  # a run folder written before ics.parquet existed
-            info["without_file"] += 1
-            continue
+    for spec, folder, label, status in scan_run_files(study, run_dir, ICS, info):
         rows = pd.read_parquet(folder / ICS)
         if rows.empty:
             continue

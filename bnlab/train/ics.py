@@ -39,13 +39,14 @@ The measurement leaves training exactly as it was:
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
+
+from bnlab.train.probes import preserved_state
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
 ICS_COLUMNS = ("layer_index", "layer", "l2", "cosine", "grad_norm")
@@ -106,20 +107,6 @@ def snapshot(model: nn.Module, layers: list[IcsLayer] | None = None) -> tuple[di
     return old, grads
 
 
-@contextmanager
-def _kept(model: nn.Module, device: torch.device):
-    """Train mode inside; on exit the module flags and the RNG state found on entry."""
-    modes = [(m, m.training) for m in model.modules()]
-    entry = rng_state(device)
-    try:
-        model.train()
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        set_rng_state(entry, device)
-
-
 def _norm64(t: Tensor) -> Tensor:
     return torch.linalg.vector_norm(t, dtype=torch.float64)
 
@@ -156,7 +143,7 @@ def ics_step(
     frozen = {n: p.detach() for n, p in named if not p.requires_grad}
     buffers = dict(model.named_buffers())
     rows = []
-    with _kept(model, xb.device), torch.enable_grad():
+    with preserved_state(model, xb.device), torch.enable_grad():  # the probes' guard: same flags, same RNG
         for layer in layers:
             g = grads.get(layer.weight)
             if g is None:  # the weight had no gradient this step

@@ -79,7 +79,7 @@ def check_probe_method(model: nn.Module, method: str) -> None:
 
 
 @contextmanager
-def _preserved_state(model: nn.Module, device: torch.device):
+def preserved_state(model: nn.Module, device: torch.device):
     """Train mode inside; on exit every module's training flag and the torch RNG state(s) as on entry."""
     modes = [(m, m.training) for m in model.modules()]
     cpu_rng = torch.get_rng_state()
@@ -146,7 +146,7 @@ def probe_step(
     # Step sizes to evaluate; 0.0 first when grad L(w) is recomputed.
     evals = ([0.0] if recompute else []) + steps
 
-    with _preserved_state(model, device), torch.enable_grad():
+    with preserved_state(model, device), torch.enable_grad():
         cpu_rng = torch.get_rng_state()
         cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
 
