@@ -230,6 +230,37 @@ class RunSpec:
         kind = "CLR" if self.lr_schedule in ("triangular", "triangular2", "exp_range") else "schedule"
         return f"{self.lr_schedule} {kind}, batch {self.batch_size}"
 
+    @classmethod
+    def from_relative_dir(cls, path: str) -> "RunSpec":
+        """The run whose folder is `path` (relative_dir's output, optionally under results/runs/).
+
+        The layout is fixed: every segment lists its keys in PATH_KEYS order, and a value
+        never holds a "~", so the first "_<next key>~" ends a value.
+        """
+        layout = [(name,) for name in DIRECTORY_PARAMS] + list(SEGMENTS)
+        parts = str(path).strip("/").split("/")[-len(layout):]
+        if len(parts) != len(layout):
+            raise ValueError(f"not a run folder: {path}")
+        values: dict[str, str] = {}
+        for part, names in zip(parts, layout):
+            rest = part
+            for i, name in enumerate(names):
+                prefix = f"{PATH_KEYS[name]}~"
+                if not rest.startswith(prefix):
+                    raise ValueError(f"not a run folder: {path} (expected {prefix!r} at {rest[:30]!r})")
+                rest = rest[len(prefix):]
+                if i + 1 < len(names):
+                    cut = rest.find(f"_{PATH_KEYS[names[i + 1]]}~")
+                    if cut < 0:
+                        raise ValueError(f"not a run folder: {path} (no {PATH_KEYS[names[i + 1]]!r} after {name})")
+                    values[name], rest = rest[:cut], rest[cut + 1:]
+                else:
+                    values[name] = rest
+        spec = cls.from_strings(values)
+        if spec.relative_dir() != "/".join(parts):
+            raise ValueError(f"not a canonical run folder: {path}")
+        return spec
+
     @property
     def widths_list(self) -> list[int] | None:
         return parse_widths(self.widths)

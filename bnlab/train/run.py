@@ -145,6 +145,15 @@ def batch_function(spec: RunSpec):
     return lambda step: batch_size_schedule(step, spec.batch_size, end, every=spec.batch_growth_every)
 
 
+def build_model(spec: RunSpec, data, dev: torch.device) -> torch.nn.Module:
+    """The run's model on `dev`, initialised from the global RNG (seeded with the run's seed before)."""
+    return create_model(
+        spec.model, input_shape=data.input_shape, num_classes=data.num_classes, bn=spec.bn, bn_impl=spec.bn_impl,
+        activation=spec.activation, dropout_in=spec.dropout_in, dropout_hidden=spec.dropout_hidden,
+        init=spec.init, init_scale=spec.init_scale_value, widths=spec.widths_list,
+    ).to(dev)
+
+
 def execute_run(
     spec: RunSpec,
     data_path: str | Path,
@@ -175,11 +184,7 @@ def execute_run(
     data = load_prepared(data_path)
     splits = device_splits(data, train_subset=spec.train_subset, normalize=spec.normalize, device=dev)
     splits = with_curve_subsets(splits, spec.eval_size)
-    model = create_model(
-        spec.model, input_shape=data.input_shape, num_classes=data.num_classes, bn=spec.bn, bn_impl=spec.bn_impl,
-        activation=spec.activation, dropout_in=spec.dropout_in, dropout_hidden=spec.dropout_hidden,
-        init=spec.init, init_scale=spec.init_scale_value, widths=spec.widths_list,
-    ).to(dev)
+    model = build_model(spec, data, dev)
     model, splits = fast_layout(model, splits)  # channels-last for conv nets (measured in bench/)
     optimizer = make_optimizer(train_spec, model.parameters())
     micro_cap = micro_batch_cap(model, data.input_shape, spec.mem_cap_mb) if spec.mem_cap_mb else 0
@@ -212,6 +217,19 @@ def execute_run(
             lr_at=lr_function(train_spec, *_schedule_length(spec, len(splits.train_x))),
             ics_every=spec.ics_every, l2=spec.l2, label_smoothing=spec.label_smoothing,
         )
+    return write_run_folder(spec, train_spec, picked, data, splits, model, result, out_dir, threads=threads, dev=dev,
+                            wall0=wall0, nondeterministic=nondeterministic, log=log, n_params=n_params,
+                            micro_cap=micro_cap, checkpoint_path=policy.path)
+
+
+def write_run_folder(spec: RunSpec, train_spec: RunSpec, picked: dict, data, splits, model: torch.nn.Module,
+                     result: LoopResult, out_dir: Path, *, threads: int, dev: torch.device, wall0: float,
+                     nondeterministic: list[str], log: Callable[[str], None], n_params: int, micro_cap: int,
+                     checkpoint_path: Path, extra_metrics: dict | None = None) -> dict:
+    """The run folder of a trained run (runfolder.py): co-adaptation, metrics with provenance, the files.
+
+    metrics.json is written last (it marks the run as finished); then the checkpoint goes.
+    """
     c0 = time.perf_counter()
     if spec.coadapt:  # the final model, diverged or not (non-finite units are counted, not hidden)
         coadapt = {**coadaptation(model, splits.curve("val")[0]), "split": "val", "step": result.steps_done,
@@ -260,6 +278,7 @@ def execute_run(
         # the cost J = loss + l2_penalty at the end (seed 001's cost; None without an L2 term)
         "l2_penalty": l2_penalty(l2_weights(model), spec.l2) if spec.l2 else None,
         "wall_seconds": time.perf_counter() - wall0,
+        **(extra_metrics or {}),
         "dataset_source": data.source,
         "dataset_checksum": data.checksum,
         "code_version": code_version(),
@@ -280,7 +299,7 @@ def execute_run(
     runfolder.write_parquet(out_dir / runfolder.ICS, ics)
     runfolder.write_json(out_dir / runfolder.COADAPTATION, coadapt)
     runfolder.write_json(out_dir / runfolder.METRICS, metrics)  # last: marks the run as finished
-    remove_checkpoint(policy.path)
+    remove_checkpoint(checkpoint_path)
     log(f"done: status {metrics['status']}, best val acc {metrics.get('best_val_acc')}, "
         f"test acc {metrics.get('final_test_acc')}, {metrics['wall_seconds']:.1f} s")
     return metrics

@@ -1,0 +1,134 @@
+"""A fused group end to end: K run specs -> K member models fused into one -> K ordinary run folders.
+
+Each member is built exactly as bnlab/train/run.py builds the run alone
+(torch seeded with the run's seed, then the model's init), so fusing changes
+how the runs are computed, not what they are: a member's run folder holds
+the same histories as the unfused run's within float tolerance
+(tests/test_fused.py), and a later unfused re-run of it is the same run.
+metrics.json says it was fused (`fused`: members, group, position).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from bnlab.data import load_prepared
+from bnlab.models import count_parameters
+from bnlab.models.fused import FusedNet
+from bnlab.params import RunSpec
+from bnlab.train.batches import plan_batches
+from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoint
+from bnlab.train.determinism import determinism_warnings, prepare_determinism
+from bnlab.train.fused_loop import Member, train_fused_loop
+from bnlab.train.lr_policy import lr_function
+from bnlab.train.optimizers import make_optimizer
+from bnlab.train.run import (_schedule_length, batch_function, bn_snapshotter, build_model, resolve_device,
+                             resolve_picks, write_run_folder)
+from bnlab.train.tensors import device_splits, with_curve_subsets
+
+# must agree between members beyond the architecture (bnlab.fusion groups by these too)
+_SHARED = ("dataset", "train_subset", "normalize", "eval_size", "eval_test", "epochs", "evals_per_epoch",
+           "batch_size", "batch_growth_every", "batch_growth_max", "batch_growth_via", "label_smoothing")
+
+
+def execute_fused(
+    specs: list[RunSpec],
+    data_path: str | Path,
+    out_dirs: list[str | Path],
+    *,
+    threads: int = 1,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+    checkpoint_every_steps: int = 0,
+    checkpoint_every_seconds: float = 0.0,
+    pick_tables: dict[str, str | Path] | None = None,
+    group: str = "",
+) -> list[dict]:
+    """Train the specs as one fused model and write each one's run folder; returns their metrics."""
+    wall0 = time.perf_counter()
+    if len(specs) != len(out_dirs) or not specs:
+        raise ValueError(f"{len(specs)} specs for {len(out_dirs)} run folders")
+    for name in _SHARED:
+        values = {str(getattr(s, name)) for s in specs}
+        if len(values) > 1:
+            raise ValueError(f"runs of one fused group differ in {name}: {sorted(values)}")
+    out_dirs = [Path(d) for d in out_dirs]
+    for d in out_dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    prepare_determinism(dev)
+    nondeterministic: list[str] = []
+    data = load_prepared(data_path)
+    first = specs[0]
+    splits = with_curve_subsets(device_splits(data, train_subset=first.train_subset, normalize=first.normalize,
+                                              device=dev), first.eval_size)
+
+    resolved, models, generators = [], [], []
+    for spec in specs:
+        resolved.append(resolve_picks(spec, pick_tables))
+        torch.manual_seed(spec.seed)  # as execute_run: the init draws follow the seed
+        models.append(build_model(spec, data, dev))
+        # the member's dropout masks continue the stream its init left, as the run alone would draw them
+        generator = torch.Generator(device=dev)
+        generator.set_state(torch.get_rng_state() if dev.type == "cpu" else torch.cuda.get_rng_state(dev))
+        generators.append(generator)
+    image_format = torch.channels_last if any(isinstance(m, torch.nn.Conv2d) for m in models[0].modules()) \
+        else torch.contiguous_format
+    fused = FusedNet(models, generators, image_format=image_format)  # members' tensors become views
+
+    plan = plan_batches(len(splits.train_x), first.epochs, batch_function(first) or (lambda step: first.batch_size))
+    members = []
+    for spec, (train_spec, _), model, generator, out_dir in zip(specs, resolved, models, generators, out_dirs):
+        optimizer = make_optimizer(train_spec, model.parameters())  # on the views, after fusing
+        policy = CheckpointPolicy(out_dir / CHECKPOINT, checkpoint_every_steps, checkpoint_every_seconds)
+        members.append(Member(
+            model=model, optimizer=optimizer, order_seed=spec.seed, dropout_generator=generator,
+            lr_at=lr_function(train_spec, *_schedule_length(spec, len(splits.train_x))), l2=spec.l2,
+            bn_snapshot=bn_snapshotter(model), checkpoint=policy, checkpoint_extra={"params": spec.as_strings()},
+        ))
+    _resume(members, specs, fused, log)
+
+    n_params = count_parameters(models[0])
+    log(f"fused group {group or '(unnamed)'}: {len(specs)} runs of {first.model} with {n_params:,} parameters "
+        f"each on {dev} ({threads} threads); data {data.name}: train {len(splits.train_x)} val {len(splits.val_x)} "
+        f"test {len(splits.test_x)}")
+    for i, spec in enumerate(specs):
+        log(f"  member {i}: {spec.relative_dir()}")
+    with determinism_warnings(nondeterministic):
+        results = train_fused_loop(fused, members, splits, plan, evals_per_epoch=first.evals_per_epoch,
+                                   eval_test=first.eval_test, label_smoothing=first.label_smoothing, log=log,
+                                   names=[f"member {i}" for i in range(len(specs))])
+    metrics = []
+    for i, (spec, (train_spec, picked), model, result, out_dir) in enumerate(
+            zip(specs, resolved, models, results, out_dirs)):
+        fused.release(i)  # the member alone again: co-adaptation and L2 read its own tensors
+        metrics.append(write_run_folder(
+            spec, train_spec, picked, data, splits, model, result, out_dir, threads=threads, dev=dev, wall0=wall0,
+            nondeterministic=nondeterministic, log=log, n_params=n_params, micro_cap=0,
+            checkpoint_path=members[i].checkpoint.path,
+            extra_metrics={"fused": {"members": len(specs), "group": group, "position": i}}))
+    return metrics
+
+
+def _resume(members: list[Member], specs: list[RunSpec], fused: FusedNet, log: Callable[[str], None]) -> None:
+    """Load every member's checkpoint, or none: members of one group continue from one step."""
+    payloads = [load_checkpoint(m.checkpoint.path, s.as_strings(), log) for m, s in zip(members, specs)]
+    if not any(payloads):
+        return
+    steps = {p["loop"].step for p in payloads if p is not None and p["loop"].status == "ok"}
+    missing = [i for i, p in enumerate(payloads) if p is None]
+    if missing or len(steps) > 1 or any("dropout_state" not in p for p in payloads):
+        log(f"fused checkpoints do not fit together (missing for members {missing}, steps {sorted(steps)}): "
+            "starting the group over")
+        return
+    for i, (m, payload) in enumerate(zip(members, payloads)):
+        m.model.load_state_dict(payload["model"])  # copies into the fused tensors' views
+        m.optimizer.load_state_dict(payload["optimizer"])
+        m.resume = payload
+        if payload["loop"].status != "ok":
+            fused.release(i)  # it diverged before the kill: frozen as it was
