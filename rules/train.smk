@@ -52,3 +52,46 @@ rule lr_picks:
         "../envs/bnlab.yaml"
     script:
         "../scripts/lr_picks.py"
+
+
+# Fused groups (execution.fuse, bnlab/fusion.py): runs of one architecture and batch plan train
+# as one fused model in one job. Each group is a rule of its own whose outputs are its members'
+# run folders, written out in full, so Snakemake prefers it to `train` for those files (a rule
+# without wildcards wins an ambiguity) and every member stays a separate output. Only runs not
+# yet finished are grouped: adding a seed never retrains runs that are done (FUSED_GROUPS, common.smk).
+for _group in FUSED_GROUPS:
+    _resources = [PLAN.run_resources(r) for r in _group.runs]
+    _picks = sorted({f"{R}/picks/{v[len(PICK_PREFIX):]}/lr_range.csv"
+                     for r in _group.runs for v in (str(r.lr), r.lr_min) if is_pick(v)})
+
+    rule:
+        name:
+            _group.name
+        input:
+            data=f"{R}/data/{_group.runs[0].dataset}.pt",
+            picks=_picks,
+        output:
+            [f"{run_dir(r)}/{name}" for r in _group.runs for name in RUN_OUTPUTS],
+        log:
+            [f"{run_dir(r)}/train.log" for r in _group.runs],
+        # no params: a finished member is planned by `train` later, which has none (Snakemake reruns a job
+        # whose params changed); the script reads the members back from their folder names
+        threads: EXEC["threads_per_run"]
+        priority: max(2 if r.relative_dir() in PICK_SOURCE_RUNS else 1 if r.picks else 0 for r in _group.runs)
+        resources:
+            # the members share one process and device: the largest of their requests
+            mem_mb=max(r["mem_mb"] for r in _resources),
+            runtime=max(r["runtime_min"] for r in _resources),
+            gpu=max(r["gpus_per_run"] for r in _resources),
+            gpu_slots=1 if EXEC["device"] in ("cuda", "auto") else 0,
+        conda:
+            "../envs/bnlab.yaml"
+        script:
+            "../scripts/train.py"
+
+# Snakemake records a script rule's "code" as the text of its script directive; the fused rules
+# run the same script as `train` but are written one level deeper (in the loop), so their text
+# differs by indentation alone. Give them train's record, or a finished member planned by `train`
+# later would be retrained for "code changed" (tests/test_workflow.py checks a re-run is a no-op).
+for _group in FUSED_GROUPS:
+    workflow.get_rule(_group.name).run_func_src = workflow.get_rule("train").run_func_src

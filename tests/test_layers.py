@@ -18,7 +18,7 @@ from bnlab import codegraph
 LAYERS = [
     ("base", ["bnlab", "bnlab.params", "bnlab.schedules", "bnlab.lr_picks", "bnlab.provenance", "bnlab.runfolder", "bnlab.codegraph", "bnlab.warm",
               "bnlab.data.*", "bnlab.models.*"]),
-    ("plan", ["bnlab.config"]),
+    ("plan", ["bnlab.config", "bnlab.fusion"]),
     ("train", ["bnlab.train.*", "bnlab.cost"]),
     ("analyses", ["bnlab.analyses.*", "bnlab.analysis.*", "bnlab.figures.*", "bnlab.arch.*", "bnlab.landscape.*",
                   "bnlab.gradcheck"]),

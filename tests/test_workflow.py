@@ -137,3 +137,41 @@ def test_slurm_profile_dry_run_shows_each_studys_cluster_resources(tmp_path):
     # the study's runs ask for its resources; runs only other studies train keep execution's
     assert (True, True, True) in requests
     assert any("mem_mb=3000" in b and "runtime=45" in b and "gpu=0" in b for b in train)
+
+
+def _fused_config(tmp_path, fuse=2, **execution):
+    cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    cfg["results"] = str(tmp_path / "res")
+    cfg["execution"] = {**cfg.get("execution", {}), "fuse": fuse, **execution}
+    cfg["studies"] = {"smoke_bn": cfg["studies"]["smoke_bn"]}  # 2 cells x 2 seeds: 2 fused groups of 2
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_fused_jobs_write_each_members_folder_and_a_rerun_retrains_nothing(tmp_path):
+    path = _fused_config(tmp_path)
+    plan = snakemake("-n", "--configfile", str(path))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert plan.stdout.count("rule fused_") == 2 and "rule train:" not in plan.stdout
+    run = snakemake("--cores", "2", "--configfile", str(path))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    metrics = sorted((tmp_path / "res" / "runs").rglob("metrics.json"))
+    assert len(metrics) == 4
+    import json
+
+    fused = [json.loads(m.read_text())["fused"] for m in metrics]
+    assert sorted(f["position"] for f in fused) == [0, 0, 1, 1] and {f["members"] for f in fused} == {2}
+    assert all((m.parent / "train.log").read_text().startswith("fused group fused_") for m in metrics)
+    # finished members are planned by `train` now: same script, inputs and params, so nothing reruns
+    again = snakemake("-n", "--configfile", str(path))
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+
+
+def test_slurm_dry_run_shows_a_fused_jobs_resources(tmp_path):
+    path = _fused_config(tmp_path, fuse=8, device="cuda", gpus_per_run=1, mem_mb=8000, runtime_min=90)
+    out = snakemake("-n", "--profile", "profiles/slurm", "--configfile", str(path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    fused = [block.split("\n[")[0] for block in out.stdout.split("rule ")[1:] if block.startswith("fused_")]
+    assert len(fused) == 2
+    assert all("gpu=1" in b and "mem_mb=8000" in b and "runtime=90" in b for b in fused)

@@ -1,0 +1,94 @@
+"""Which runs train together as one fused job (execution.fuse), decided when the workflow is planned.
+
+Runs fuse when they share everything that shapes the computation: dataset,
+model and widths, BN placement, activation, batch plan (batch size and its
+growth, epochs, training subset), evaluation settings and the training loss.
+They may differ in everything a member keeps to itself (bnlab/train/fused_loop.py):
+seed, init and its scale, optimizer and its settings, learning rate and its
+schedule, dropout rates (zero or not alike: a zero rate has no dropout layer),
+weight decay and the L2 term. Runs with loss-landscape probes, ICS, a memory
+cap on the batch or bnlab's own BN stay unfused, and so do models with
+branches (FUSIBLE_MODELS; tests/test_fused.py checks this list against the
+models that bnlab.models.fused accepts).
+
+Torch-free: the Snakefile imports this when it is parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from bnlab.params import RunSpec
+
+FUSIBLE_MODELS = ("cnn", "cnn2", "lenet5", "mlp", "vgg_a")
+
+# what members may differ in; every other run parameter must be equal within a group
+MEMBER_PARAMS = ("seed", "init", "init_scale", "optimizer", "lr", "lr_schedule", "lr_min", "lr_period",
+                 "lr_gamma", "momentum", "weight_decay", "l2", "dropout_in", "dropout_hidden")
+DEFAULT_CUDA_MEMBERS = 8  # fuse: auto on a GPU
+
+
+@dataclass(frozen=True)
+class FusedGroup:
+    runs: tuple[RunSpec, ...]
+
+    @property
+    def name(self) -> str:
+        """A stable name (a Snakemake rule name): a hash of the members' folders."""
+        text = "\n".join(r.relative_dir() for r in self.runs)
+        return "fused_" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def unfusible_reason(run: RunSpec) -> str | None:
+    """Why this run trains alone, or None if it may join a fused group."""
+    if run.model not in FUSIBLE_MODELS:
+        return f"model {run.model} has branches"
+    if run.bn_impl != "torch":
+        return f"bn_impl {run.bn_impl}"
+    if run.probe_every:
+        return "loss-landscape probes"
+    if run.ics_every:
+        return "ICS measurement"
+    if run.batch_mem_mb != "na":
+        return "batch_mem_mb (accumulated micro-batches)"
+    return None
+
+
+def fusion_key(run: RunSpec) -> tuple:
+    """Runs with equal keys can be fused."""
+    strings = run.as_strings()
+    shared = tuple((k, v) for k, v in sorted(strings.items()) if k not in MEMBER_PARAMS)
+    # a picked rate makes the pick table an input of the job; members share their jobs' inputs, so that
+    # a finished member, planned alone later, has the inputs it was made from (no rerun trigger)
+    picks = tuple(sorted(set(run.picks.values())))
+    return shared + (("dropout_in>0", run.dropout_in > 0), ("dropout_hidden>0", run.dropout_hidden > 0),
+                     ("picks", picks))
+
+
+def members_per_job(execution: dict) -> int:
+    """The fuse setting as a number: 1 = every run alone; auto = DEFAULT_CUDA_MEMBERS on cuda, else 1."""
+    fuse = execution.get("fuse", "auto")
+    if fuse == "auto":
+        return DEFAULT_CUDA_MEMBERS if execution.get("device") == "cuda" else 1
+    return int(fuse)
+
+
+def fused_groups(runs: list[RunSpec], max_members: int) -> list[FusedGroup]:
+    """Runs that share a fusion key, in folder order, cut into groups of at most max_members (2 or more)."""
+    if max_members < 2:
+        return []
+    by_key: dict[tuple, list[RunSpec]] = {}
+    for run in sorted(runs, key=lambda r: r.relative_dir()):
+        if unfusible_reason(run) is None:
+            by_key.setdefault(fusion_key(run), []).append(run)
+    groups = []
+    for members in by_key.values():
+        # equal shares (9 runs with at most 8 -> 5 + 4, not 8 + 1): no group is left nearly empty
+        n_groups = -(-len(members) // max_members)
+        size = -(-len(members) // n_groups)
+        for start in range(0, len(members), size):
+            chunk = members[start : start + size]
+            if len(chunk) > 1:
+                groups.append(FusedGroup(tuple(chunk)))
+    return groups
