@@ -27,6 +27,11 @@ FUSIBLE_MODELS = ("cnn", "cnn2", "lenet5", "mlp", "vgg_a")
 MEMBER_PARAMS = ("seed", "init", "init_scale", "optimizer", "lr", "lr_schedule", "lr_min", "lr_period",
                  "lr_gamma", "momentum", "weight_decay", "l2", "dropout_in", "dropout_hidden")
 DEFAULT_CUDA_MEMBERS = 8  # fuse: auto on a GPU
+# fuse: auto on a CPU: only MLPs this narrow, up to this many per job. There a fused step of K small MLPs
+# beats K steps (per-step overhead and job start-up saved), while a grouped convolution is slower than
+# K separate ones and wide layers leave nothing to save (bench/fused.py; README, "On a GPU workstation")
+CPU_MAX_WIDTH = 100
+DEFAULT_CPU_MEMBERS = 16
 
 
 @dataclass(frozen=True)
@@ -66,21 +71,34 @@ def fusion_key(run: RunSpec) -> tuple:
                      ("picks", picks))
 
 
-def members_per_job(execution: dict) -> int:
-    """The fuse setting as a number: 1 = every run alone; auto = DEFAULT_CUDA_MEMBERS on cuda, else 1."""
+def fusion_policy(execution: dict) -> tuple[int, bool]:
+    """(most runs per job, small MLPs only) from execution.fuse and device.
+
+    auto: DEFAULT_CUDA_MEMBERS of any fusible run on cuda; on a CPU (or auto device, which may be one)
+    DEFAULT_CPU_MEMBERS of small MLPs only. A number: that many of any fusible run; 1 = every run alone.
+    """
     fuse = execution.get("fuse", "auto")
     if fuse == "auto":
-        return DEFAULT_CUDA_MEMBERS if execution.get("device") == "cuda" else 1
-    return int(fuse)
+        if execution.get("device") == "cuda":
+            return DEFAULT_CUDA_MEMBERS, False
+        # small MLPs gain on a CPU (bench/fused.py) but the default run has not been re-measured with them
+        # fused yet: off until it is (set fuse: 16 by hand to try it)
+        return 1, False
+    return int(fuse), False
 
 
-def fused_groups(runs: list[RunSpec], max_members: int) -> list[FusedGroup]:
+def small_mlp(run: RunSpec) -> bool:
+    widths = run.widths_list
+    return run.model == "mlp" and widths is not None and all(w <= CPU_MAX_WIDTH for w in widths)
+
+
+def fused_groups(runs: list[RunSpec], max_members: int, small_mlps_only: bool = False) -> list[FusedGroup]:
     """Runs that share a fusion key, in folder order, cut into groups of at most max_members (2 or more)."""
     if max_members < 2:
         return []
     by_key: dict[tuple, list[RunSpec]] = {}
     for run in sorted(runs, key=lambda r: r.relative_dir()):
-        if unfusible_reason(run) is None:
+        if unfusible_reason(run) is None and (small_mlp(run) or not small_mlps_only):
             by_key.setdefault(fusion_key(run), []).append(run)
     groups = []
     for members in by_key.values():

@@ -7,7 +7,7 @@ from bnlab.analyses import get_analysis, list_analyses
 from bnlab.analyses.registry import needs_of
 from bnlab.analyses.runner import plan_extra
 from bnlab.config import ConfigError
-from bnlab.fusion import fused_groups, members_per_job
+from bnlab.fusion import fused_groups, fusion_policy
 from bnlab.workflow import analysis_code, code_files, load_plan, report_code
 from bnlab.runfolder import OUTPUT_FILES
 from bnlab.params import DIRECTORY_PARAMS, PARAM_FOR_KEY, PARAM_NAMES, PATH_KEYS, PICK_PREFIX, RunSpec, is_pick, run_paramspaces
@@ -63,7 +63,7 @@ def run_dir(run):
 # The fused groups of this invocation (execution.fuse; rules/train.smk turns each into a job). Runs not
 # yet finished, so that a new seed or cell never regroups, and so retrains, runs that are done.
 FUSED_GROUPS = fused_groups([r for r in PLAN.runs if not os.path.exists(f"{run_dir(r)}/metrics.json")],
-                            members_per_job(EXEC))
+                            *fusion_policy(EXEC))
 
 
 def study_run_files(study_name, filename):

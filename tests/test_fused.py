@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from bnlab.data import prepare_dataset
-from bnlab.fusion import FUSIBLE_MODELS, FusedGroup, fused_groups, members_per_job, unfusible_reason
+from bnlab.fusion import FUSIBLE_MODELS, FusedGroup, fused_groups, fusion_policy, unfusible_reason
 from bnlab.models import create_model, list_models
 from bnlab.models.fused import FusedNet
 from bnlab.train import checkpoint as checkpoint_module
@@ -190,10 +190,16 @@ def test_groups_are_cut_into_equal_shares_with_stable_names(make_spec):
     assert FusedGroup(groups[0].runs).name == groups[0].name
 
 
-def test_fuse_auto_fuses_on_cuda_only():
-    assert members_per_job({"fuse": "auto", "device": "cuda"}) == 8
-    assert members_per_job({"fuse": "auto", "device": "cpu"}) == 1
-    assert members_per_job({"fuse": 4, "device": "cpu"}) == 4
+def test_fuse_auto_fuses_everything_on_cuda_and_small_mlps_on_a_cpu(make_spec):
+    assert fusion_policy({"fuse": "auto", "device": "cuda"}) == (8, False)
+    assert fusion_policy({"fuse": "auto", "device": "cpu"}) == (1, False)
+    assert fusion_policy({"fuse": 4, "device": "cpu"}) == (4, False)
+    narrow = [make_spec(seed=s, widths=[50, 50]) for s in range(3)]
+    wide = [make_spec(seed=s, widths=[256, 50]) for s in range(3)]
+    convs = [make_spec(seed=s, model="cnn2", widths="default") for s in range(3)]
+    on_cpu = fused_groups(narrow + wide + convs, 16, small_mlps_only=True)
+    assert [len(g.runs) for g in on_cpu] == [3] and all(r.widths == "50x50" for r in on_cpu[0].runs)
+    assert len(fused_groups(narrow + wide + convs, *fusion_policy({"fuse": "auto", "device": "cuda"}))) == 3
 
 
 @pytest.mark.parametrize("name", list_models())
