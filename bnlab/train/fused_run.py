@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 from bnlab.data import load_prepared
+from bnlab.fusion import fusion_key
 from bnlab.models import count_parameters
 from bnlab.models.fused import FusedNet
 from bnlab.params import RunSpec
@@ -29,11 +30,6 @@ from bnlab.train.optimizers import make_optimizer
 from bnlab.train.run import (_schedule_length, batch_function, bn_snapshotter, build_model, resolve_device,
                              resolve_picks, write_run_folder)
 from bnlab.train.tensors import device_splits, with_curve_subsets
-
-# must agree between members beyond the architecture (bnlab.fusion groups by these too)
-_SHARED = ("dataset", "train_subset", "normalize", "eval_size", "eval_test", "epochs", "evals_per_epoch",
-           "batch_size", "batch_growth_every", "batch_growth_max", "batch_growth_via", "label_smoothing")
-
 
 def execute_fused(
     specs: list[RunSpec],
@@ -52,10 +48,10 @@ def execute_fused(
     wall0 = time.perf_counter()
     if len(specs) != len(out_dirs) or not specs:
         raise ValueError(f"{len(specs)} specs for {len(out_dirs)} run folders")
-    for name in _SHARED:
-        values = {str(getattr(s, name)) for s in specs}
-        if len(values) > 1:
-            raise ValueError(f"runs of one fused group differ in {name}: {sorted(values)}")
+    # what may differ between members has one home: bnlab.fusion, which planned the group
+    odd = [s.relative_dir() for s in specs if fusion_key(s) != fusion_key(specs[0])]
+    if odd:
+        raise ValueError(f"runs cannot be fused with {specs[0].relative_dir()}: {odd}")
     out_dirs = [Path(d) for d in out_dirs]
     for d in out_dirs:
         d.mkdir(parents=True, exist_ok=True)
