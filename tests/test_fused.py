@@ -102,6 +102,9 @@ def test_fused_mlp_with_bn_and_dropout_gives_each_run_alone(tmp_path, digits_pat
         _assert_same_run(fused, alone)
         assert fused["metrics"]["fused"]["members"] == 3
         assert alone["metrics"].get("fused") is None
+        # each member's seconds are its share of the group's, so a study's seconds add up to the compute
+        group = fused["metrics"]["fused"]["group_train_seconds"]
+        assert group > 0 and fused["metrics"]["train_seconds"] == pytest.approx(group / 3)
 
 
 def test_fused_lenet5_gives_each_run_alone(tmp_path, mnist_like_path, make_spec):
@@ -192,12 +195,12 @@ def test_groups_are_cut_into_equal_shares_with_stable_names(make_spec):
 
 def test_fuse_auto_fuses_everything_on_cuda_and_small_mlps_on_a_cpu(make_spec):
     assert fusion_policy({"fuse": "auto", "device": "cuda"}) == (8, False)
-    assert fusion_policy({"fuse": "auto", "device": "cpu"}) == (1, False)
+    assert fusion_policy({"fuse": "auto", "device": "cpu"}) == (16, True)
     assert fusion_policy({"fuse": 4, "device": "cpu"}) == (4, False)
     narrow = [make_spec(seed=s, widths=[50, 50]) for s in range(3)]
     wide = [make_spec(seed=s, widths=[256, 50]) for s in range(3)]
     convs = [make_spec(seed=s, model="cnn2", widths="default") for s in range(3)]
-    on_cpu = fused_groups(narrow + wide + convs, 16, small_mlps_only=True)
+    on_cpu = fused_groups(narrow + wide + convs, *fusion_policy({"fuse": "auto", "device": "cpu"}))
     assert [len(g.runs) for g in on_cpu] == [3] and all(r.widths == "50x50" for r in on_cpu[0].runs)
     assert len(fused_groups(narrow + wide + convs, *fusion_policy({"fuse": "auto", "device": "cuda"}))) == 3
 

@@ -10,6 +10,8 @@ metrics.json says it was fused (`fused`: members, group, position).
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from pathlib import Path
 from typing import Callable
@@ -25,6 +27,7 @@ from bnlab.train.batches import plan_batches
 from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoint
 from bnlab.train.determinism import determinism_warnings, prepare_determinism
 from bnlab.train.fused_loop import Member, train_fused_loop
+from bnlab.train.loop import LoopResult
 from bnlab.train.lr_policy import lr_function
 from bnlab.train.optimizers import make_optimizer
 from bnlab.train.run import (_schedule_length, batch_function, bn_snapshotter, build_model, resolve_device,
@@ -84,7 +87,7 @@ def execute_fused(
         policy = CheckpointPolicy(out_dir / CHECKPOINT, checkpoint_every_steps, checkpoint_every_seconds)
         members.append(Member(
             model=model, optimizer=optimizer, order_seed=spec.seed, dropout_generator=generator,
-            lr_at=lr_function(train_spec, *_schedule_length(spec, len(splits.train_x))), l2=spec.l2,
+            lr_at=lr_function(train_spec, *_schedule_length(spec, len(splits.train_x))), l2=train_spec.l2,
             bn_snapshot=bn_snapshotter(model), checkpoint=policy, checkpoint_extra={"params": spec.as_strings()},
         ))
     _resume(members, specs, fused, log)
@@ -104,11 +107,22 @@ def execute_fused(
             zip(specs, resolved, models, results, out_dirs)):
         fused.release(i)  # the member alone again: co-adaptation and L2 read its own tensors
         metrics.append(write_run_folder(
-            spec, train_spec, picked, data, splits, model, result, out_dir, threads=threads, dev=dev, wall0=wall0,
-            nondeterministic=nondeterministic, log=log, n_params=n_params, micro_cap=0,
-            checkpoint_path=members[i].checkpoint.path,
-            extra_metrics={"fused": {"members": len(specs), "group": group, "position": i}}))
+            spec, train_spec, picked, data, splits, model, member_share(result, len(specs)), out_dir,
+            threads=threads, dev=dev, wall0=wall0, nondeterministic=nondeterministic, log=log, n_params=n_params,
+            micro_cap=0, checkpoint_path=members[i].checkpoint.path,
+            extra_metrics={"fused": {"members": len(specs), "group": group, "position": i,
+                                     "group_train_seconds": result.train_seconds}}))
     return metrics
+
+
+def member_share(result: LoopResult, members: int) -> LoopResult:
+    """A member's result with its share of the group's training time (train_seconds and the history's clock
+    divided by the members), so a study's seconds add up to the compute spent, not K times it; metrics.json
+    keeps the group's own under fused.group_train_seconds."""
+    return dataclasses.replace(
+        result, train_seconds=result.train_seconds / members,
+        history=[{**row, "train_seconds": row["train_seconds"] / members} if "train_seconds" in row else row
+                 for row in result.history])
 
 
 def _resume(members: list[Member], specs: list[RunSpec], fused: FusedNet, log: Callable[[str], None]) -> None:
