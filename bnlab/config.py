@@ -29,6 +29,7 @@ from bnlab.params import (
     format_number,
     format_widths,
     is_pick,
+    search_ref,
 )
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
@@ -330,6 +331,61 @@ def _resolve_batch_growth(p: dict, where: str) -> None:
                           "batch-growth runs (a probe needs the whole batch in one pass)")
 
 
+# Significant digits of a linspace axis's values: they go into folder names, and 0.00527263 reads
+# better than 0.005272631578947368 (seed 001's coarse grid, 20 values on [1e-5, 1e-1]).
+LINSPACE_DIGITS = 6
+
+
+def _axis_values(values: Any, where: list) -> list:
+    """A grid axis: a list as written, {linspace: [lo, hi, n]} (n evenly spaced values, ends included) or
+    {draws: n, near: study} (draw1-<study> ... draw<n>-<study>: bnlab/search.py)."""
+    if isinstance(values, list):
+        return values
+    if "linspace" in values:
+        lo, hi, n = values["linspace"]
+        try:  # YAML reads 1e-5 (no dot) as text
+            lo, hi = float(lo), float(hi)
+        except ValueError:
+            raise ConfigError(f"config error at '{_path_text(where)}.linspace': lo and hi must be numbers, "
+                              f"not {values['linspace'][:2]}") from None
+        if n < 2 or not lo < hi:
+            raise ConfigError(f"config error at '{_path_text(where)}.linspace': needs lo < hi and at least "
+                              f"2 values, not {values['linspace']}")
+        return [float(f"{lo + (hi - lo) * i / (n - 1):.{LINSPACE_DIGITS}g}") for i in range(n)]
+    return [f"draw{i}-{values['near']}" for i in range(1, values["draws"] + 1)]
+
+
+def _check_searches(studies: dict[str, StudyPlan]) -> None:
+    """best-/draw<i>-<study> must name another training study that tries several values of the parameter,
+    and the stages must not refer to each other in a circle."""
+    sources: dict[str, set[str]] = {}
+    for name, study in studies.items():
+        for run in study.runs:
+            for param, reference in run.searches.items():
+                source = search_ref(reference)[2]
+                where = f"config error at 'studies.{name}' ({param}: {reference})"
+                if source not in studies:
+                    raise ConfigError(f"{where}: no study '{source}'; studies: {', '.join(studies)}")
+                if source == name:
+                    raise ConfigError(f"{where}: a study cannot search from its own runs; put the earlier "
+                                      "stage in a study of its own")
+                tried = {r.as_strings()[param] for r in studies[source].runs}
+                if len(tried) < 2:
+                    raise ConfigError(f"{where}: study '{source}' tries {len(tried)} value of {param} "
+                                      f"({', '.join(sorted(tried)) or 'no run'}); a search stage needs several")
+                sources.setdefault(name, set()).add(source)
+    for start in sources:  # follow the references: a circle would never finish
+        seen, todo = set(), list(sources[start])
+        while todo:
+            current = todo.pop()
+            if current == start:
+                raise ConfigError(f"config error at 'studies.{start}': its search stages refer back to it "
+                                  f"(through '{current}')")
+            if current not in seen:
+                seen.add(current)
+                todo.extend(sources.get(current, ()))
+
+
 def _check_picks(studies: dict[str, StudyPlan]) -> None:
     """lr: pick-<study> must name a study that runs the LR range test and picks nothing itself."""
     for name, study in studies.items():
@@ -395,6 +451,9 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
     for key, value in study["fixed"].items():
         _check_param(key, value, where + ["fixed", key])
     grids = study["grid"] if isinstance(study["grid"], list) else [study["grid"]]
+    grids = [{key: _axis_values(values, where + (["grid", gi, key] if isinstance(study["grid"], list)
+                                                 else ["grid", key]))
+              for key, values in axes.items()} for gi, axes in enumerate(grids)]
     for gi, axes in enumerate(grids):
         for key, values in axes.items():
             for vi, value in enumerate(values):
@@ -520,6 +579,7 @@ def build_plan(config: dict) -> Plan:
         raise ConfigError("config error at 'defaults.seed': set seeds with each study's 'seeds' list")
     studies = {name: _expand_study(name, study, cfg["defaults"]) for name, study in cfg["studies"].items()}
     _check_picks(studies)
+    _check_searches(studies)
     try:
         check_data_limits(cfg, studies)  # batch sizes and val_size against the datasets' image counts
     except DataLimitError as err:

@@ -8,6 +8,7 @@ through this module, so the two directions can never disagree.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -75,6 +76,28 @@ def is_pick(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(PICK_PREFIX)
 
 
+# A searched parameter (SEARCHABLE_PARAMS) may be written as a reference to an earlier stage of a
+# search (seed 001 section 4), resolved when the run starts from that study's runs (bnlab/search.py):
+#   best-<study>      the value whose runs in <study> reached the highest final validation accuracy;
+#   draw<i>-<study>   the i-th of seeded uniform draws between the grid neighbours of that best value.
+SEARCHABLE_PARAMS: tuple[str, ...] = ("l2",)
+SEARCH_REF = re.compile(r"^(?:best|draw(?P<index>[1-9][0-9]*))-(?P<study>[a-z][a-z0-9_]*)$")
+
+
+def search_ref(value: Any) -> tuple[str, int, str] | None:
+    """("best", 0, study) or ("draw", i, study) for a search reference, None for anything else."""
+    match = SEARCH_REF.match(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    index = match.group("index")
+    return ("draw", int(index), match.group("study")) if index else ("best", 0, match.group("study"))
+
+
+def is_reference(value: Any) -> bool:
+    """A value resolved when the run starts: a range-test pick or a search reference."""
+    return is_pick(value) or search_ref(value) is not None
+
+
 def format_number(x: float | int | str) -> str:
     """Canonical text of a number: '1e-3' and 0.001 both give '0.001'.
 
@@ -131,7 +154,8 @@ class RunSpec:
     lr_gamma: str  # exp_range decay per iteration or step-decay factor, "na" otherwise
     momentum: str  # a number as text, or "na" for optimizers without momentum
     weight_decay: float  # the optimizer's decay: every parameter, biases and BN's gamma/beta included
-    l2: float  # lambda of the cost J = loss + lambda * sum ||W||^2 over weight matrices and conv kernels only
+    # (or best-<study> / draw<i>-<study>, a stage of a search: SEARCH_REF)
+    l2: float | str  # lambda of the cost J = loss + lambda * sum ||W||^2 over weight matrices and conv kernels only
     label_smoothing: float  # the training loss: cross-entropy against targets smoothed by this much (0 = plain)
     batch_size: int  # the starting batch of a growing one
     batch_growth_every: int  # steps between batch doublings (0 = fixed batch)
@@ -182,7 +206,7 @@ class RunSpec:
             elif kind == "float":
                 typed[name] = float(raw)
             elif kind == "float | str":  # a number, or a reference such as "pick-<study>"
-                typed[name] = raw if is_pick(raw) else float(raw)
+                typed[name] = raw if is_reference(raw) else float(raw)
             else:
                 typed[name] = str(raw)
         return cls(**typed)
@@ -217,6 +241,16 @@ class RunSpec:
         """{'lr': study, 'lr_min': study} for the rates taken from a range test."""
         return {name: str(value)[len(PICK_PREFIX):] for name, value in (("lr", self.lr), ("lr_min", self.lr_min))
                 if is_pick(value)}
+
+    @property
+    def searches(self) -> dict[str, str]:
+        """{param: reference} for the values taken from an earlier stage of a search (best-/draw<i>-<study>)."""
+        return {name: getattr(self, name) for name in SEARCHABLE_PARAMS if search_ref(getattr(self, name))}
+
+    @property
+    def source_studies(self) -> set[str]:
+        """Every study whose runs this run's values are read from (range-test picks and search stages)."""
+        return set(self.picks.values()) | {search_ref(v)[2] for v in self.searches.values()}
 
     def lr_batch_policy(self) -> str:
         """How lr and batch move during the run, in words (legends and tables of batch-growth studies)."""

@@ -10,7 +10,9 @@ from bnlab.config import ConfigError
 from bnlab.fusion import fused_groups, fusion_policy
 from bnlab.workflow import analysis_code, code_files, load_plan, report_code
 from bnlab.runfolder import OUTPUT_FILES
-from bnlab.params import DIRECTORY_PARAMS, PARAM_FOR_KEY, PARAM_NAMES, PATH_KEYS, PICK_PREFIX, RunSpec, is_pick, run_paramspaces
+from bnlab.params import DIRECTORY_PARAMS, PARAM_FOR_KEY, PARAM_NAMES, PATH_KEYS, RunSpec, run_paramspaces, search_ref
+from bnlab.schedules import PICKS_TABLE
+from bnlab.search import SEARCH_TABLE
 
 try:
     PLAN = load_plan(config)  # studies expanded into runs, analyses resolved against the registry
@@ -39,16 +41,32 @@ wildcard_constraints:
     analysis="|".join(list_analyses()),
 
 
-# The range-test runs whose picks other runs train with, then those runs, come first: they are
-# the workflow's critical path (range test -> lr_picks -> runs at the picked rates), and left
-# to chance they end up last, training alone on one core while the other idles.
-PICK_SOURCE_RUNS = {r.relative_dir() for study in {s for r in PLAN.runs for s in r.picks.values()}
+# The runs whose outcome other runs train with (range tests, earlier search stages), then those
+# runs, come first: they are the workflow's critical path (range test -> lr_picks -> runs at the
+# picked rates; search stage -> search_picks -> next stage), and left to chance they end up last,
+# training alone on one core while the other idles.
+PICK_SOURCE_RUNS = {r.relative_dir() for study in {s for r in PLAN.runs for s in r.source_studies}
                     for r in PLAN.studies[study].runs}
 
 
+def spec_of(wildcards):
+    return RunSpec.from_strings({PARAM_FOR_KEY[k]: v for k, v in wildcards.items()})
+
+
+def run_priority(spec):
+    return 2 if spec.relative_dir() in PICK_SOURCE_RUNS else 1 if spec.source_studies else 0
+
+
 def train_priority(wildcards):
-    spec = RunSpec.from_strings({PARAM_FOR_KEY[k]: v for k, v in wildcards.items()})
-    return 2 if spec.relative_dir() in PICK_SOURCE_RUNS else 1 if spec.picks else 0
+    return run_priority(spec_of(wildcards))
+
+
+def pick_inputs(spec):
+    """The tables a run's references are read from when it starts: a range test's picks (lr / lr_min
+    pick-<study>, rule lr_picks) and a search stage's candidates (best-/draw<i>-<study>, rule search_picks)."""
+    tables = [f"{R}/picks/{study}/{PICKS_TABLE}" for study in spec.picks.values()]
+    tables += [f"{R}/picks/{search_ref(v)[2]}/{SEARCH_TABLE}" for v in spec.searches.values()]
+    return list(dict.fromkeys(tables))
 
 
 def train_resources(wildcards):
@@ -83,6 +101,8 @@ def analysis_inputs(study_name, analysis):
         for name in dict.fromkeys(("metrics.json",) + entry.reads):
             inputs[name.split(".")[0]] = study_run_files(study_name, name)
     inputs["needs"] = [analysis_folder(study_name, need) for need in needs_of(analysis, PLAN.studies[study_name])]
+    if entry.extra_inputs:
+        inputs["extra"] = [f"{R}/{path}" for path in entry.extra_inputs(PLAN, PLAN.studies[study_name])]
     return inputs
 
 

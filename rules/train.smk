@@ -4,10 +4,9 @@
 rule train:
     input:
         data=f"{R}/data/{{dataset}}.pt",
-        # lr / lr_min "pick-<study>": that study's range-test picks (rule lr_picks),
-        # so a new range test retrains the runs that use its rates.
-        picks=lambda wc: [f"{R}/picks/{v[len(PICK_PREFIX):]}/lr_range.csv"
-                          for v in dict.fromkeys((wc.lr, wc.lrmin)) if is_pick(v)],
+        # lr / lr_min "pick-<study>": that study's range-test picks (rule lr_picks); l2 best-/draw<i>-<study>:
+        # that search stage's candidates (rule search_picks). A new outcome there retrains the runs here.
+        picks=lambda wc: pick_inputs(spec_of(wc)),
     output:
         **{name.split(".")[0]: f"{RUN_DIR}/{name}" for name in RUN_OUTPUTS},
     log:
@@ -54,6 +53,28 @@ rule lr_picks:
         "../scripts/lr_picks.py"
 
 
+# A search stage's candidates (bnlab/search.py): one row per run of the study with the value it trained
+# with and its validation accuracy, read by the next stage's runs (best-<study>, draw<i>-<study>) when they
+# start. Its own job for the same reason as lr_picks: the search analysis reads the runs on its own.
+rule search_picks:
+    input:
+        metrics=lambda wc: study_run_files(wc.study, "metrics.json"),
+        code=lambda wc: code_files("bnlab.search"),
+    output:
+        f"{R}/picks/{{study}}/{SEARCH_TABLE}",
+    log:
+        f"{R}/logs/search_picks/{{study}}.log",
+    params:
+        runs=lambda wc: PLAN.studies[wc.study].runs,
+        run_root=f"{R}/runs",
+    priority: 2  # on the critical path: the next stage waits for it
+    localrule: True
+    conda:
+        "../envs/bnlab.yaml"
+    script:
+        "../scripts/search_picks.py"
+
+
 # Fused groups (execution.fuse, bnlab/fusion.py): runs of one architecture and batch plan train
 # as one fused model in one job. Each group is a rule of its own whose outputs are its members'
 # run folders, written out in full, so Snakemake prefers it to `train` for those files (a rule
@@ -61,8 +82,7 @@ rule lr_picks:
 # yet finished are grouped: adding a seed never retrains runs that are done (FUSED_GROUPS, common.smk).
 for _group in FUSED_GROUPS:
     _resources = [PLAN.run_resources(r) for r in _group.runs]
-    _picks = sorted({f"{R}/picks/{v[len(PICK_PREFIX):]}/lr_range.csv"
-                     for r in _group.runs for v in (str(r.lr), r.lr_min) if is_pick(v)})
+    _picks = sorted({table for r in _group.runs for table in pick_inputs(r)})
 
     rule:
         name:
@@ -77,7 +97,7 @@ for _group in FUSED_GROUPS:
         # no params: a finished member is planned by `train` later, which has none (Snakemake reruns a job
         # whose params changed); the script reads the members back from their folder names
         threads: EXEC["threads_per_run"]
-        priority: max(2 if r.relative_dir() in PICK_SOURCE_RUNS else 1 if r.picks else 0 for r in _group.runs)
+        priority: max(run_priority(r) for r in _group.runs)
         resources:
             # the members share one process and device: the largest of their requests
             mem_mb=max(r["mem_mb"] for r in _resources),

@@ -16,7 +16,7 @@ from bnlab import codegraph
 
 # Lowest first. "pkg.*" is the package pkg and everything under it; other entries are single modules.
 LAYERS = [
-    ("base", ["bnlab", "bnlab.params", "bnlab.schedules", "bnlab.lr_picks", "bnlab.provenance", "bnlab.runfolder", "bnlab.codegraph", "bnlab.warm",
+    ("base", ["bnlab", "bnlab.params", "bnlab.schedules", "bnlab.lr_picks", "bnlab.search", "bnlab.provenance", "bnlab.runfolder", "bnlab.codegraph", "bnlab.warm",
               "bnlab.data.*", "bnlab.models.*"]),
     ("plan", ["bnlab.config", "bnlab.fusion"]),
     ("train", ["bnlab.train.*", "bnlab.cost"]),

@@ -20,7 +20,8 @@ An entry declares what it reads, so one generic Snakemake rule can give each
 - `options`: option name -> JSON-schema fragment with a default; the config
   sets them per study and they are validated (errors name the field);
 - `trains`: whether the analysis needs a study with runs (arch and gradcheck do not);
-- `plan_params`: plan-wide values beyond the study's runs that it depends on.
+- `plan_params`: plan-wide values beyond the study's runs that it depends on;
+- `extra_inputs`: files below the results folder it reads beyond its study's runs.
 
 Adding an analysis is one module that calls `register(Analysis(...))`, plus
 its name in a study's `analyses:` list. A module outside the package can be
@@ -55,6 +56,9 @@ class Analysis:
     # (study) -> further analyses of the study it reads, known only from the study's config
     # (expectations: those whose measures an `expect:` entry names); added like `needs`
     study_needs: Callable[[Any], tuple[str, ...]] | None = None
+    # (plan, study) -> files below the results folder it reads beyond its study's runs (search: the earlier
+    # stages' candidates tables); they become the job's inputs, so a new one re-runs it
+    extra_inputs: Callable[[Any, Any], list[str]] | None = None
     # (study) -> None, or what the study's runs lack for this analysis to measure anything
     # (ics: ics_every > 0): a config error before any run trains, not an empty section after
     requires: Callable[[Any], str | None] | None = None

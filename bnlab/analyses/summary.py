@@ -311,13 +311,29 @@ def picked_rates_findings(ctx) -> list[str]:
     """The numbers behind 'pick-<study>' rates, as the runs recorded them (metrics.json 'picked')."""
 
     used: dict[tuple, set] = {}
+    searched: dict[tuple, list] = {}
     for run in ctx.study.runs:
-        if not run.picks:
+        if not run.picks and not run.searches:
             continue
         picked = read_json(ctx.run_dir(run) / METRICS).get("picked") or {}
         for param, p in picked.items():
-            used.setdefault((p["study"], p["curve"]), set()).add((param, p["value"]))
+            if "curve" in p:
+                used.setdefault((p["study"], p["curve"]), set()).add((param, p["value"]))
+            else:  # a search stage (bnlab/search.py)
+                searched.setdefault((param, p["study"], p["kind"]), []).append(p)
     sentences = []
+    for (param, source, kind), records in searched.items():
+        first = records[0]
+        if kind == "best":
+            sentences.append(f"{param} = {first['value']:.3g} (written best-{source}) is the value whose runs in "
+                             f"study '{source}' reached the highest final validation accuracy, "
+                             f"{first['best_final_val_acc']:.2%}.")
+        else:
+            lo, hi = first["range"]
+            values = ", ".join(f"{r['value']:.3g}" for r in sorted(records, key=lambda r: r["draw"]))
+            sentences.append(f"The {len(records)} values of {param} written draw<i>-{source} are seeded uniform "
+                             f"draws (generator seed {first['draw_seed']}) on [{lo:.3g}, {hi:.3g}], the grid "
+                             f"neighbours of study '{source}''s best value {first['best']:.3g}: {values}.")
     for (source, curve), values in used.items():
         names = {"lr": "lr (lr_max)", "lr_min": "lr_min"}
         text = ", ".join(f"{names[param]} = {value:.3g}" for param, value in sorted(values))

@@ -46,8 +46,8 @@ def train_job(request: dict, log: TextIO | None = None) -> dict:
         log=lambda line: print(line, file=log or sys.stderr, flush=True),
         checkpoint_every_steps=execution["checkpoint_every_steps"],
         checkpoint_every_seconds=execution["checkpoint_every_seconds"],
-        # each table is results/picks/<study>/lr_range.csv
-        pick_tables={Path(path).parent.name: path for path in request["picks"]},
+        # each table is results/picks/<study>/lr_range.csv or search.csv: the study's picks folder
+        pick_tables={Path(path).parent.name: Path(path).parent for path in request["picks"]},
     )
 
 
@@ -95,7 +95,8 @@ def train_fused_job(request: dict, log: TextIO | None = None) -> list[dict]:
             device=execution["device"], log=emit,
             checkpoint_every_steps=execution["checkpoint_every_steps"],
             checkpoint_every_seconds=execution["checkpoint_every_seconds"],
-            pick_tables={Path(path).parent.name: path for path in request["picks"]}, group=request["group"],
+            pick_tables={Path(path).parent.name: Path(path).parent for path in request["picks"]},
+            group=request["group"],
         )
     finally:
         for handle in others:

@@ -16,8 +16,10 @@ from bnlab import runfolder
 from bnlab.config import config_hash
 from bnlab.data import load_prepared
 from bnlab.models import bn_layers, count_parameters, create_model
-from bnlab.params import RunSpec, format_number
+from bnlab.params import RunSpec, format_number, search_ref
 from bnlab.schedules import PICKS_TABLE, batch_size_schedule, chosen_bounds
+from bnlab.search import SEARCH_TABLE
+from bnlab.search import resolve as resolve_search
 from bnlab.provenance import code_version, hardware, library_versions
 from bnlab.train.batches import fixed_plan
 from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoint, remove_checkpoint
@@ -62,24 +64,35 @@ def bn_snapshotter(model: torch.nn.Module):
 
 
 def resolve_picks(spec: RunSpec, pick_tables: dict[str, str | Path] | None) -> tuple[RunSpec, dict]:
-    """spec with 'pick-<study>' rates replaced by that study's range-test picks, and what was used.
+    """spec with its references replaced by numbers, and what was used.
 
-    pick_tables maps a study to its lr_range.csv, or to the folder of its
-    lr_range analysis that holds it. The run folder keeps the reference;
-    config.json and metrics.json record the numbers trained with.
+    'pick-<study>' rates come from that study's range-test picks (lr_range.csv);
+    best-/draw<i>-<study> values from its search candidates (search.csv, bnlab.search).
+    pick_tables maps a study to its picks folder (results/picks/<study>), or to
+    one of the tables in it. The run folder keeps the reference; config.json and
+    metrics.json record the numbers trained with.
     """
-    if not spec.picks:
+    if not spec.picks and not spec.searches:
         return spec, {}
     values, used = {}, {}
-    for param, study in spec.picks.items():
+
+    def folder_of(param: str, study: str, table_name: str) -> Path:
         if not pick_tables or study not in pick_tables:
-            raise ValueError(f"{param} is pick-{study} but no lr_range.csv of study '{study}' was given")
-        table = Path(pick_tables[study])
-        bounds = chosen_bounds(pd.read_csv(table / PICKS_TABLE if table.is_dir() else table), study)
+            raise ValueError(f"{param} refers to study '{study}' but no {table_name} of it was given")
+        path = Path(pick_tables[study])
+        return path if path.is_dir() else path.parent
+
+    for param, study in spec.picks.items():
+        bounds = chosen_bounds(pd.read_csv(folder_of(param, study, PICKS_TABLE) / PICKS_TABLE), study)
         # lr is the top rate (the range test's lr_max); lr_min is kept as text like every lr_min
         value = bounds["lr_max"] if param == "lr" else bounds["lr_min"]
         values[param] = value if param == "lr" else format_number(value)
         used[param] = {"value": value, "study": study, "curve": bounds["curve"]}
+    for param, reference in spec.searches.items():
+        study = search_ref(reference)[2]
+        table = pd.read_csv(folder_of(param, study, SEARCH_TABLE) / SEARCH_TABLE)
+        used[param] = resolve_search(param, reference, table)
+        values[param] = used[param]["value"]
     resolved = dataclasses.replace(spec, **values)
     if resolved.lr_min != "na" and float(resolved.lr_min) >= resolved.lr:
         raise ValueError(f"picked lr_min {resolved.lr_min} is not below lr {resolved.lr}")
@@ -199,7 +212,9 @@ def execute_run(
         f"test {len(splits.test_x)} (curve points on {len(splits.curve('val')[0])} val"
         f"{'' if spec.eval_test != 'every' else ' and ' + str(len(splits.curve('test')[0])) + ' test'} images); model {spec.model} with {n_params:,} parameters on {dev} ({threads} threads)")
     for param, p in picked.items():
-        log(f"{param} = {p['value']:.4g}, picked by the {p['curve']} range test of study '{p['study']}'")
+        log(f"{param} = {p['value']:.4g}, " + (f"picked by the {p['curve']} range test" if "curve" in p else
+            f"the {'best' if p['kind'] == 'best' else 'draw ' + str(p['draw']) + ' near the best'} of the search")
+            + f" of study '{p['study']}'")
     if micro_cap:
         log(f"batches above {micro_cap} samples are accumulated (batch_mem_mb {spec.batch_mem_mb})")
     if batch_function(spec) and int(spec.batch_growth_max) > len(splits.train_x):
@@ -215,7 +230,7 @@ def execute_run(
             checkpoint_extra={"params": spec.as_strings()}, resume=resume,
             probe_every=spec.probe_every, probe_etas=spec.probe_multipliers,
             lr_at=lr_function(train_spec, *_schedule_length(spec, len(splits.train_x))),
-            ics_every=spec.ics_every, l2=spec.l2, label_smoothing=spec.label_smoothing,
+            ics_every=spec.ics_every, l2=train_spec.l2, label_smoothing=spec.label_smoothing,
         )
     return write_run_folder(spec, train_spec, picked, data, splits, model, result, out_dir, threads=threads, dev=dev,
                             wall0=wall0, nondeterministic=nondeterministic, log=log, n_params=n_params,
@@ -276,7 +291,7 @@ def write_run_folder(spec: RunSpec, train_spec: RunSpec, picked: dict, data, spl
         "ics_steps": len({r["step"] for r in result.ics_rows}),
         "coadapt_seconds": coadapt_seconds if spec.coadapt else None,
         # the cost J = loss + l2_penalty at the end (seed 001's cost; None without an L2 term)
-        "l2_penalty": l2_penalty(l2_weights(model), spec.l2) if spec.l2 else None,
+        "l2_penalty": l2_penalty(l2_weights(model), train_spec.l2) if train_spec.l2 else None,
         "wall_seconds": time.perf_counter() - wall0,
         **(extra_metrics or {}),
         "dataset_source": data.source,
