@@ -92,8 +92,9 @@ def explain(cluster: SlurmCluster, work: Path, output: str) -> str:
 
 
 def train_jobs(cluster: SlurmCluster) -> list[dict[str, str]]:
-    # The slurm executor puts "rule_<name>_wildcards_..." in each job's comment.
-    return [j for j in cluster.jobs() if j["comment"].startswith("rule_train")]
+    # The slurm executor puts "rule_<name>_wildcards_..." in each job's comment; a fused group's
+    # rule is named fused_<key>.
+    return [j for j in cluster.jobs() if j["comment"].startswith(("rule_train", "rule_fused_"))]
 
 
 def test_smoke_study_runs_train_jobs_on_slurm(cluster, work, request):
@@ -113,18 +114,23 @@ def test_smoke_study_runs_train_jobs_on_slurm(cluster, work, request):
     assert (results / "report.pdf").stat().st_size > 0
     metrics = sorted(results.glob("runs/**/metrics.json"))
     assert len(metrics) == 4, metrics  # smoke: bn none/hidden x seeds 0, 1
-    job_ids = {}
+    job_ids, groups = {}, {}
     for path in metrics:
         m = json.loads(path.read_text())
         job_id = m.get("slurm_job_id")
         assert job_id not in (None, ""), f"{path}: trained outside SLURM (slurm_job_id={job_id!r})"
         assert re.fullmatch(r"\d+", str(job_id)), job_id
-        job_ids[str(job_id)] = path
-    # One SLURM job per run, each a train job that SLURM saw complete.
+        job_ids.setdefault(str(job_id), []).append(path)
+        groups.setdefault((m.get("fused") or {}).get("group") or str(path), set()).add(str(job_id))
+    # fuse auto on a CPU fuses small MLPs: the two seeds of each batch-norm setting train as one
+    # fused job, so 4 runs are 2 SLURM jobs. One job per planned group, each a train job that SLURM
+    # saw complete, and a group's members share their job.
+    assert len(groups) == 2, groups
+    assert all(len(ids) == 1 for ids in groups.values()), groups
+    assert len(job_ids) == len(groups), job_ids
     states = {j["id"]: j["state"] for j in train_jobs(cluster)}
-    assert len(job_ids) == 4
-    for job_id, path in job_ids.items():
-        assert states.get(job_id) == "COMPLETED", (path, job_id, states)
+    for job_id, paths in job_ids.items():
+        assert states.get(job_id) == "COMPLETED", (paths, job_id, states)
 
 
 def test_cancelled_training_job_is_retried_and_resumes(cluster, work, request):
