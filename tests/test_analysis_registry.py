@@ -169,3 +169,22 @@ def test_a_crashed_run_leaves_a_partial_report_and_the_strict_one_refuses(tmp_pa
     # the partial analyses live apart: the strict summary (which needs every run) was never written
     assert (results / "partial" / "studies" / "tiny" / "summary" / "fragment.json").exists()
     assert not (results / "studies" / "tiny" / "summary").exists()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_analysis_job_runs_torch_on_its_snakemake_threads(tmp_path, monkeypatch, threads):
+    """torch would take every core; beside a training job that oversubscribes them (a 5x slower check)."""
+    import torch
+
+    from bnlab.analyses import runner
+
+    seen = []
+    monkeypatch.setattr(runner, "run_analysis", lambda *a, **k: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(3 - threads)  # the other value, so the job must change it
+    try:
+        study = build_plan(tiny_config(tmp_path)).studies["tiny"]
+        runner.analysis_job(study, "summary", tmp_path / "studies" / "tiny" / "summary", {}, {}, [], threads=threads)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [threads]

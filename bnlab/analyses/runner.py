@@ -75,9 +75,19 @@ def run_analysis(study: StudyPlan, name: str, *, results: str | Path, studies_ro
 
 
 def analysis_job(study: StudyPlan, analysis: str, out: str | Path, options: dict, extra: dict,
-                 plugins: list[str]) -> None:
+                 plugins: list[str], threads: int = 1) -> None:
     """One Snakemake analysis job: load the config's plug-ins, run the analysis into `out`
-    (results/studies/<study>/<analysis>)."""
+    (results/studies/<study>/<analysis>).
+
+    torch's intra-op threads are the job's Snakemake threads: by default torch
+    takes every core, and an analysis doing many small tensor operations (the
+    gradient check, the landscape probes) beside a training job then spins on
+    cores that job holds (bench/default_run.py: the gradient check took 52 s
+    beside training instead of 10 s alone).
+    """
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
     for path in plugins:  # analyses registered outside the package
         load_plugin(path)
     out = Path(out)
