@@ -193,3 +193,16 @@ def test_a_new_stage_1_outcome_retrains_exactly_stages_2_and_3(tmp_path):
     dry = snakemake("-n", "--configfile", str(path))
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
     assert train_outputs(dry.stdout) == folder["fine"] | folder["final"]
+
+
+def test_the_report_shows_a_stage_of_draws_as_its_range():
+    from bnlab.report.context import _axis_text
+
+    draws = [f"draw{i}-l2_coarse" for i in range(1, 21)]
+    assert _axis_text(draws) == "draw1-l2_coarse ... draw20-l2_coarse (20 values drawn near l2_coarse's best)"
+    # anything else is listed value by value: numbers, a gap in the draws, draws of two studies
+    assert _axis_text(["1e-05", "0.001"]) == "1e-05, 0.001"
+    gap = ["draw1-a", "draw2-a", "draw4-a"]
+    assert _axis_text(gap) == ", ".join(gap)
+    mixed = ["draw1-a", "draw2-a", "draw3-b"]
+    assert _axis_text(mixed) == ", ".join(mixed)

@@ -20,7 +20,7 @@ from pathlib import Path
 from bnlab.analyses.runner import read_fragment
 from bnlab.config import Plan, StudyPlan
 from bnlab.data import display_name
-from bnlab.params import NOT_APPLICABLE, PARAM_NAMES
+from bnlab.params import NOT_APPLICABLE, PARAM_NAMES, search_ref
 from bnlab.provenance import code_version, hardware, library_versions
 from bnlab.report.completeness import run_states
 from bnlab.runfolder import METRICS, read_json
@@ -35,13 +35,26 @@ def setup_rows(study: StudyPlan) -> list[tuple[str, str]]:
             if p not in study.axes and p != "seed" and first[p] != NOT_APPLICABLE]
 
 
+def _axis_text(values: list[str]) -> str:
+    """An axis's values as one line; a search stage's draws (draw1-s ... drawN-s) as their range,
+    which a reader takes in at a glance and the table's column has room for."""
+    refs = [search_ref(v) for v in values]
+    if len(values) > 2 and all(r is not None and r[0] == "draw" for r in refs) and len({r[2] for r in refs}) == 1:
+        indices = sorted(r[1] for r in refs)
+        if indices == list(range(indices[0], indices[0] + len(indices))):
+            study = refs[0][2]
+            return (f"draw{indices[0]}-{study} ... draw{indices[-1]}-{study} "
+                    f"({len(values)} values drawn near {study}'s best)")
+    return ", ".join(values)
+
+
 def grid_rows(study: StudyPlan) -> list[tuple[str, str]]:
     if not study.runs:
         return []
     rows = []
     for axis in study.axes:
         values = list(dict.fromkeys(r.as_strings()[axis] for r in study.runs))
-        rows.append((axis, ", ".join(values)))
+        rows.append((axis, _axis_text(values)))
     rows.append(("seeds", ", ".join(map(str, study.seeds))))
     return rows
 
