@@ -199,7 +199,7 @@ def test_the_report_shows_a_stage_of_draws_as_its_range():
     from bnlab.report.context import _axis_text
 
     draws = [f"draw{i}-l2_coarse" for i in range(1, 21)]
-    assert _axis_text(draws) == "draw1-l2_coarse ... draw20-l2_coarse (20 values drawn near l2_coarse's best)"
+    assert _axis_text(draws) == "draw1-l2_coarse ... draw20-l2_coarse (20 draws)"
     # anything else is listed value by value: numbers, a gap in the draws, draws of two studies
     assert _axis_text(["1e-05", "0.001"]) == "1e-05, 0.001"
     gap = ["draw1-a", "draw2-a", "draw4-a"]

@@ -43,8 +43,7 @@ def _axis_text(values: list[str]) -> str:
         indices = sorted(r[1] for r in refs)
         if indices == list(range(indices[0], indices[0] + len(indices))):
             study = refs[0][2]
-            return (f"draw{indices[0]}-{study} ... draw{indices[-1]}-{study} "
-                    f"({len(values)} values drawn near {study}'s best)")
+            return f"draw{indices[0]}-{study} ... draw{indices[-1]}-{study} ({len(values)} draws)"
     return ", ".join(values)
 
 
