@@ -202,6 +202,11 @@ def test_the_report_shows_a_stage_of_draws_as_its_range():
     assert _axis_text(draws) == "draw1-l2_coarse ... draw20-l2_coarse (20 draws)"
     # anything else is listed value by value: numbers, a gap in the draws, draws of two studies
     assert _axis_text(["1e-05", "0.001"]) == "1e-05, 0.001"
+    # a linspace axis (values rounded to 6 significant digits) as its ends; an uneven one listed
+    even = ["1e-05", "0.00527263", "0.0105353", "0.0157979", "0.0210605", "0.0263232", "0.0315858"]
+    assert _axis_text(even) == "7 values evenly spaced from 1e-05 to 0.0315858"
+    uneven = ["1e-05", "0.0001", "0.001", "0.01", "0.1", "0.2", "0.3"]
+    assert _axis_text(uneven) == ", ".join(uneven)
     gap = ["draw1-a", "draw2-a", "draw4-a"]
     assert _axis_text(gap) == ", ".join(gap)
     mixed = ["draw1-a", "draw2-a", "draw3-b"]

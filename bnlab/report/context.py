@@ -44,7 +44,19 @@ def _axis_text(values: list[str]) -> str:
         if indices == list(range(indices[0], indices[0] + len(indices))):
             study = refs[0][2]
             return f"draw{indices[0]}-{study} ... draw{indices[-1]}-{study} ({len(values)} draws)"
+    numbers = _numbers(values)
+    if numbers is not None and len(numbers) > 6:
+        steps = [b - a for a, b in zip(numbers, numbers[1:])]
+        if all(abs(d - steps[0]) <= 1e-4 * abs(steps[0]) for d in steps):  # a linspace axis, rounded
+            return f"{len(values)} values evenly spaced from {values[0]} to {values[-1]}"
     return ", ".join(values)
+
+
+def _numbers(values: list[str]) -> list[float] | None:
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        return None
 
 
 def grid_rows(study: StudyPlan) -> list[tuple[str, str]]:
