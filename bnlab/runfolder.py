@@ -26,9 +26,12 @@ BN_PARAMS = "bn_params.parquet"
 PROBES = "probes.parquet"
 ICS = "ics.parquet"  # internal covariate shift per measured step and layer (rows only with ics_every > 0)
 COADAPTATION = "coadaptation.json"  # co-adaptation proxy per hidden layer ("computed": false without coadapt)
+# the final model's state_dict (CPU tensors; a diverged run's too, NaNs and all): what an analysis needs to
+# look inside the trained network (seed 004's filters and feature maps) without training it again
+WEIGHTS = "weights.pt"
 LOG = "train.log"
 # metrics.json last: it marks a finished run
-OUTPUT_FILES = (CONFIG, HISTORY, STEPS, BN_PARAMS, PROBES, ICS, COADAPTATION, METRICS)
+OUTPUT_FILES = (CONFIG, HISTORY, STEPS, BN_PARAMS, PROBES, ICS, COADAPTATION, WEIGHTS, METRICS)
 
 
 def _json_safe(value: Any) -> Any:
@@ -87,6 +90,14 @@ def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
     _atomic(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
 
 
+def write_weights(path: str | Path, state_dict: dict) -> None:
+    """A model's state_dict as CPU tensors (torch.save), atomically."""
+    import torch  # here, not at the top: readers of the other files need no torch
+
+    cpu = {name: t.detach().to("cpu", copy=True) for name, t in state_dict.items()}
+    _atomic(Path(path), lambda tmp: torch.save(cpu, tmp))
+
+
 def read_json(path: str | Path) -> dict:
     with open(path) as fh:
         return json.load(fh)
@@ -119,6 +130,12 @@ class Run:
 
     def coadaptation(self) -> dict:
         return read_json(self.path / COADAPTATION)
+
+    def weights(self) -> dict:
+        """The final model's state_dict (load it into bnlab.models.create_model with the run's params)."""
+        import torch
+
+        return torch.load(self.path / WEIGHTS, map_location="cpu", weights_only=True)
 
 
 def load_run(path: str | Path) -> Run:

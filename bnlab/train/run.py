@@ -313,6 +313,7 @@ def write_run_folder(spec: RunSpec, train_spec: RunSpec, picked: dict, data, spl
     runfolder.write_parquet(out_dir / runfolder.PROBES, probes)
     runfolder.write_parquet(out_dir / runfolder.ICS, ics)
     runfolder.write_json(out_dir / runfolder.COADAPTATION, coadapt)
+    runfolder.write_weights(out_dir / runfolder.WEIGHTS, model.state_dict())
     runfolder.write_json(out_dir / runfolder.METRICS, metrics)  # last: marks the run as finished
     remove_checkpoint(checkpoint_path)
     log(f"done: status {metrics['status']}, best val acc {metrics.get('best_val_acc')}, "
