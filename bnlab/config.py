@@ -142,6 +142,9 @@ def _check(instance: Any, schema: dict, prefix: list) -> None:
 
 
 # ------------------------------------------------------------------- plan
+LABEL_AXES = 6  # above this many varying axes, a run is named by how it differs from the study's base
+
+
 @dataclass
 class StudyPlan:
     """One study: its text for the report and its runs, in config order."""
@@ -179,14 +182,36 @@ class StudyPlan:
         return "on " + " and ".join(display_name(d) for d in self.datasets)
 
     def label(self, run: RunSpec) -> str:
-        """Short legend text of a run: the values of the study's varying axes."""
+        """Short legend text of a run: the values of the study's varying axes.
+
+        A study varying more than LABEL_AXES parameters (a search that changes one or two at a time
+        from a base network) names a run by what differs from its most common setting instead,
+        "base" for that setting: the full text would repeat every varying axis in every legend entry."""
         s = run.as_strings()
         # "na" marks a parameter that does not apply to this run (init_scale of xavier, say)
         if "batch_growth" in self.analyses:
             # lr/batch policies read better in words; other varying axes follow as key=value
             rest = [f"{a}={s[a]}" for a in self.axes if a not in POLICY_PARAMS and s[a] != NOT_APPLICABLE]
             return ", ".join([run.lr_batch_policy()] + rest)
-        return ", ".join(f"{a}={s[a]}" for a in self.axes if s[a] != NOT_APPLICABLE) or "all runs"
+        if len(self.axes) > LABEL_AXES:
+            base = self._base_setting()
+            return ", ".join(f"{a}={s[a]}" for a in self.axes if s[a] != base[a] and s[a] != NOT_APPLICABLE) or "base"
+        return self._full_label(s)
+
+    def _full_label(self, values: dict) -> str:
+        return ", ".join(f"{a}={values[a]}" for a in self.axes if values[a] != NOT_APPLICABLE) or "all runs"
+
+    def _base_setting(self) -> dict:
+        """The most common value of every varying axis over the study's settings (a tie goes to the
+        config's first). Two distinct settings never share a name by their differences from it: they
+        differ on some axis, and there at least one of them differs from the base ("na" is never a
+        difference of its own: it follows from another parameter, the optimizer or the schedule)."""
+        settings = list({self._full_label(v): v for v in (r.as_strings() for r in self.runs)}.values())
+        base = {}
+        for axis in self.axes:
+            values = [v[axis] for v in settings]
+            base[axis] = max(dict.fromkeys(values), key=values.count)
+        return base
 
 
 @dataclass

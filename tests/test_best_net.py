@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bnlab import runfolder
-from bnlab.analyses.best_net import (candidate_labels, candidate_table, choose_best, first_conv_and_maps,
+from bnlab.analyses.best_net import (against_base, choose_best, first_conv_and_maps,
                                      map_stats, pareto_front, run_spread, structure)
 from bnlab.analyses.runner import run_analysis
 from bnlab.config import build_plan
@@ -47,6 +47,15 @@ def test_the_best_is_singled_out_only_beyond_two_standard_errors():
     assert loose == {"label": "base", "close": ["tanh"]}
 
 
+def test_each_choice_is_judged_against_the_base_beyond_noise_or_not():
+    c = cands([["base", 100, 0.85, 0.860, 1], ["tanh", 100, 0.84, 0.850, 1], ["l2", 100, 0.86, 0.875, 1]])
+    text = against_base(c, sd=0.002)[0]  # two standard errors of a difference: 0.57 points
+    assert "l2 +1.5 (better); tanh -1.0 (worse)" in text and "1 choice(s) beat the base" in text
+    text = against_base(c, sd=0.01)[0]  # 2.8 points: both within noise
+    assert "l2 +1.5 (within noise); tanh -1.0 (within noise)" in text and "0 choice(s) beat" in text
+    assert against_base(c[c.label != "base"], sd=0.01) == []  # no base setting, nothing to compare with
+
+
 def test_the_spread_of_a_run_is_pooled_over_seeds_or_the_binomial_error():
     c = cands([["a", 1, 0.8, 0.80, 2], ["b", 1, 0.8, 0.90, 3], ["c", 1, 0.8, 0.85, 1]])
     c["val_sd"] = [0.01, 0.02, math.nan]
@@ -66,16 +75,20 @@ def _study(**study):
     return build_plan(cfg).studies["s"]
 
 
-def test_candidates_are_named_by_what_differs_from_the_most_common_setting():
-    study = _study(fixed={"bn": "hidden"},
-                   grid=[{"activation": ["relu", "tanh"]}, {"bn": ["none"]},
-                         {"optimizer": ["bnlab_sgd"], "momentum": [0.9], "lr": [0.05]}], seeds=[0, 1])
-    names = sorted(set(candidate_labels(study).values()))
-    assert names == ["activation=tanh", "base", "bn=none", "optimizer=bnlab_sgd, lr=0.05, momentum=0.9"]
-    base = next(r for r in study.runs if candidate_labels(study)[r.relative_dir()] == "base")
-    text = structure(base.as_strings())
-    assert text.startswith("cnn (widths 4-8-8-16-16), relu, batch norm after every hidden layer, no dropout; "
-                           "cross-entropy; adam, lr 0.001")
+def test_a_search_over_many_axes_names_its_runs_by_what_differs_from_the_base():
+    grid = [{"activation": ["relu", "tanh"]}, {"bn": ["none"]}, {"widths": [[2, 4, 4, 8, 8]]},
+            {"optimizer": ["bnlab_sgd"], "momentum": [0.9], "lr": [0.05]}, {"l2": [1e-3]}]
+    study = _study(fixed={"bn": "hidden"}, grid=grid, seeds=[0, 1])
+    assert len(study.axes) > 6
+    names = [study.label(r) for r in study.runs if r.seed == 0]
+    assert names == ["base", "activation=tanh", "bn=none", "widths=2x4x4x8x8",
+                     "optimizer=bnlab_sgd, lr=0.05, momentum=0.9", "l2=0.001"]
+    base = next(r for r in study.runs if study.label(r) == "base")
+    assert structure(base.as_strings()).startswith(
+        "cnn (widths 4-8-8-16-16), relu, batch norm after every hidden layer, no dropout; cross-entropy; adam, lr 0.001")
+    # a study over few axes keeps the full names (a factorial grid reads better so)
+    few = _study(grid={"activation": ["relu", "tanh"], "bn": ["none", "hidden"]})
+    assert study.label(study.runs[0]) == "base" and few.label(few.runs[0]) == "bn=none, activation=relu"
 
 
 def test_first_conv_maps_are_after_the_activation_and_an_mlp_has_none():
@@ -84,7 +97,10 @@ def test_first_conv_maps_are_after_the_activation_and_an_mlp_has_none():
     filters, maps = first_conv_and_maps(model, torch.randn(1, 8, 8))
     assert filters.shape == (4, 1, 3, 3) and maps.shape == (4, 8, 8)
     assert maps.min() >= 0  # ReLU's output, after BN
-    assert map_stats(torch.zeros(3, 2, 2))["dead"] == 3 and map_stats(torch.ones(3, 2, 2))["dead"] == 0
+    filters3 = torch.tensor([3.0, 4.0, 0.0, 0.0]).repeat(3, 1) * torch.tensor([[1.0], [2.0], [0.5]])
+    stats = map_stats(torch.zeros(3, 2, 2), filters3)
+    assert stats["dead"] == 3 and (stats["norm_min"], stats["norm_max"]) == (2.5, 10.0)
+    assert map_stats(torch.ones(3, 2, 2), filters3)["dead"] == 0
     mlp = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, widths=[8])
     assert first_conv_and_maps(mlp, torch.randn(1, 8, 8)) is None
 
@@ -108,12 +124,13 @@ def test_a_run_leaves_its_final_weights_and_the_section_looks_inside(tmp_path, d
     shutil.copy(digits_path, results / "data" / "digits.pt")
     frag = run_analysis(study, "best_net", results=results, extra={"val_size": 300})
     table = pd.read_csv(results / "studies" / "s" / "best_net" / "candidates.csv")
-    assert sorted(table.label) == ["activation=sigmoid", "base", "bn=none"]
+    assert sorted(table.label) == sorted(study.label(r) for r in study.runs)
     assert table.best.sum() == 1 and table.pareto.any()
     assert table.loc[table.best, "val_acc"].item() == table.val_acc.max()
     inside = pd.read_csv(results / "studies" / "s" / "best_net" / "inside.csv")
     assert set(inside.kind) == {"with BN", "without BN"}
-    assert inside.loc[inside.kind == "without BN", "label"].item() == "bn=none"
+    no_bn = next(r for r in study.runs if r.bn == "none")
+    assert inside.loc[inside.kind == "without BN", "label"].item() == study.label(no_bn)
     assert [f["file"] for f in frag["figures"]] == ["tradeoff.png", "inside.png"]
     text = " ".join(frag["findings"])
     best = table[table.best].iloc[0]

@@ -126,6 +126,18 @@ def test_smoke_config_builds_the_report(tmp_path):
         os.utime(figure_code, (original_stat.st_atime, original_stat.st_mtime))
 
 
+def test_the_slurm_profile_submits_no_arrays_while_train_jobs_differ_in_resources():
+    """The pinned plugin gives every task of an array the first job's resources (README, "No job arrays"):
+    with full.yaml's per-study runtimes an array of train jobs would cut the long runs off."""
+    from bnlab.config import build_plan, load_config
+
+    plan = build_plan(load_config(ROOT / "config/full.yaml"))
+    distinct = {tuple(sorted(plan.run_resources(run).items())) for run in plan.runs}
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    assert len(distinct) > 1  # the reason: full.yaml's train jobs ask for different resources
+    assert not any("array" in key for key in profile), "train jobs differ in resources: see README, No job arrays"
+
+
 def test_slurm_profile_dry_run_shows_each_studys_cluster_resources(tmp_path):
     """A GPU-less dry check of what the SLURM profile would ask for: execution's requests, raised per study."""
     cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())

@@ -45,24 +45,6 @@ def requires(study) -> str | None:
 
 
 # ------------------------------------------------------------------ candidates
-def candidate_labels(study) -> dict[str, str]:
-    """Run folder -> its candidate's name: how its setting differs from the most common one ("base").
-
-    A search that varies one thing at a time from a base network then reads "activation=tanh",
-    "optimizer=adamw"; the study's full labels would repeat every varying axis in every row."""
-    settings = {}
-    for run in study.runs:
-        values = run.as_strings()
-        settings.setdefault(study.label(run), {a: values[a] for a in study.axes})
-    base = {}
-    for axis in study.axes:  # the most common value; a tie goes to the first candidate's (the config's order)
-        values = [s[axis] for s in settings.values()]
-        base[axis] = max(dict.fromkeys(values), key=values.count)
-    names = {label: ", ".join(f"{a}={v}" for a, v in s.items() if v != base[a] and v != "na") or "base"
-             for label, s in settings.items()}
-    return {run.relative_dir(): names[study.label(run)] for run in study.runs}
-
-
 def candidate_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per candidate (label): seeds, runs that finished, mean accuracies, size and cost.
 
@@ -92,7 +74,7 @@ def run_spread(cands: pd.DataFrame, val_size: int) -> tuple[float, str]:
         return sd, f"the seed-to-seed spread of the {len(multi)} candidates trained with several seeds"
     p = float(cands.val_acc.max()) if cands.val_acc.notna().any() else math.nan
     sd = math.sqrt(max(p * (1 - p), 0.0) / val_size) if val_size > 0 and math.isfinite(p) else math.nan
-    return sd, f"the binomial standard error of an accuracy on {val_size:,} validation images (one seed each)"
+    return sd, f"the binomial standard error of an accuracy on {val_size:,} validation images, one seed each"
 
 
 def pareto_front(cands: pd.DataFrame, size: str = "parameters", score: str = "test_acc") -> list[str]:
@@ -163,11 +145,13 @@ def first_conv_and_maps(model, image):
     return modules[conv_at].weight.detach().float().cpu(), seen["maps"][0].float().cpu()
 
 
-def map_stats(maps) -> dict:
-    """Of a [C, H, W] stack of feature maps: how many are zero everywhere (a dead map for this image)."""
+def map_stats(maps, filters) -> dict:
+    """Of a [C, H, W] stack of feature maps: how many are zero everywhere (a dead map for this image) and
+    their mean absolute value; of the filters [C, C_in, k, k]: the smallest and largest L2 norm."""
     flat = maps.reshape(maps.shape[0], -1)
+    norms = filters.reshape(filters.shape[0], -1).norm(dim=1)
     return {"channels": int(flat.shape[0]), "dead": int((flat.abs().max(dim=1).values == 0).sum()),
-            "mean_abs": float(flat.abs().mean())}
+            "mean_abs": float(flat.abs().mean()), "norm_min": float(norms.min()), "norm_max": float(norms.max())}
 
 
 def inside_choice(cands: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str]:
@@ -208,7 +192,7 @@ def _look_inside(ctx, cands: pd.DataFrame, runs: pd.DataFrame) -> list[dict]:
         filters, maps = got
         panels.append({"kind": kind, "label": label, "filters": filters, "maps": maps,
                        "image": splits.test_x[SAMPLE_INDEX].float().cpu(),
-                       "target": int(splits.test_y[SAMPLE_INDEX]), **map_stats(maps)})
+                       "target": int(splits.test_y[SAMPLE_INDEX]), **map_stats(maps, filters)})
     return panels
 
 
@@ -216,8 +200,7 @@ def _look_inside(ctx, cands: pd.DataFrame, runs: pd.DataFrame) -> list[dict]:
 def compute(ctx) -> None:
     from bnlab.figures.best_net import plot_inside, plot_tradeoff  # matplotlib: loaded only when drawing
 
-    runs = collect_runs(ctx.study, ctx.run_root)
-    runs["label"] = runs.run_dir.map(candidate_labels(ctx.study))
+    runs = collect_runs(ctx.study, ctx.run_root)  # labels: what differs from the base (StudyPlan.label)
     runs["bn_value"] = [spec.bn for spec in ctx.study.runs]
     cands = candidate_table(runs)
     sd, _ = run_spread(cands, ctx.extra["val_size"])
@@ -226,10 +209,28 @@ def compute(ctx) -> None:
     cands.to_csv(ctx.out / CANDIDATES_CSV, index=False)
     plot_tradeoff(cands, ctx.out / TRADEOFF_PNG, title=ctx.study.title, dataset_note=ctx.where)
     panels = _look_inside(ctx, cands, runs)
-    pd.DataFrame([{k: p[k] for k in ("kind", "label", "channels", "dead", "mean_abs", "target")} for p in panels]
+    pd.DataFrame([{k: p[k] for k in ("kind", "label", "channels", "dead", "mean_abs", "norm_min", "norm_max", "target")} for p in panels]
                  ).to_csv(ctx.out / INSIDE_CSV, index=False)
     if panels:
         plot_inside(panels, ctx.out / INSIDE_PNG, dataset_note=ctx.where)
+
+
+def against_base(cands: pd.DataFrame, sd: float) -> list[str]:
+    """Each choice against the base setting on validation accuracy, beyond two standard errors or not."""
+    base = cands[(cands.label == "base") & cands.val_acc.notna()]
+    if not len(base) or not math.isfinite(sd):
+        return []
+    b = base.iloc[0]
+    parts = []
+    for r in cands[cands.val_acc.notna() & (cands.label != "base")].sort_values("val_acc", ascending=False).itertuples():
+        diff, se = r.val_acc - b.val_acc, sd * math.sqrt(1 / max(r.ok, 1) + 1 / max(b.ok, 1))
+        verdict = "within noise" if abs(diff) <= 2 * se else ("better" if diff > 0 else "worse")
+        parts.append(f"{r.label} {100 * diff:+.1f} ({verdict})")
+    better = sum("(better)" in p for p in parts)
+    worse = sum("(worse)" in p for p in parts)
+    return [f"Each choice against the base ({fmt_pct(b.val_acc)}% validation accuracy), in points: "
+            + "; ".join(parts) + f". {better} choice(s) beat the base beyond two standard errors, {worse} fall "
+            "below it."]
 
 
 def findings(cands: pd.DataFrame, sd: float, spread_source: str, best_structure: str,
@@ -244,21 +245,24 @@ def findings(cands: pd.DataFrame, sd: float, spread_source: str, best_structure:
                f"Its test error is {fmt_pct(1 - top.test_acc)}% (test accuracy {fmt_pct(top.test_acc)}%, "
                f"validation {fmt_pct(top.val_acc)}%, mean of {top.ok} run{'s' if top.ok > 1 else ''}) with "
                f"{top.parameters:,} parameters, {top.train_seconds:.1f} s of training and {top.steps:,} steps.")
-    noise = f"one run's validation accuracy varies by {100 * sd:.2f} points ({spread_source})"
+    noise = f"one run's validation accuracy varies by {100 * sd:.2f} points, from {spread_source}"
     if pick["close"]:
         out.append(f"It is not singled out: {len(pick['close'])} other candidate(s) lie within two standard errors "
                    f"of it ({', '.join(repr(c) for c in pick['close'])}); {noise}.")
     else:
         out.append(f"Every other candidate is more than two standard errors below it; {noise}.")
+    out.extend(against_base(cands, sd))
     front = cands[cands.pareto].sort_values("parameters")
     out.append("On the trade-off between test accuracy and size, the Pareto front (no candidate both smaller and "
                "more accurate) holds " + "; ".join(f"'{r.label}' ({r.parameters:,} parameters, "
                                                   f"{fmt_pct(r.test_acc)}%)" for r in front.itertuples()) + ".")
     smallest = done[done.test_acc >= top.test_acc - 0.01].sort_values("parameters").iloc[0]
-    if smallest.label != top.label:
+    if smallest.parameters < top.parameters:
         out.append(f"The smallest candidate within one point of the best's test accuracy is '{smallest.label}', "
                    f"with {smallest.parameters / top.parameters:.2g} times its parameters "
                    f"({fmt_pct(smallest.test_acc)}%).")
+    else:
+        out.append("No smaller candidate comes within one point of the best's test accuracy.")
     fastest = done.sort_values("train_seconds").iloc[0]
     slowest = done.sort_values("train_seconds").iloc[-1]
     out.append(f"Training took from {fastest.train_seconds:.1f} s ('{fastest.label}') to {slowest.train_seconds:.1f} s "
@@ -271,9 +275,11 @@ def findings(cands: pd.DataFrame, sd: float, spread_source: str, best_structure:
         w, wo = (inside[inside.kind == k].iloc[0] for k in ("with BN", "without BN"))
         out.append(f"Inside the networks (test image {SAMPLE_INDEX}, class {w.target}): after the first conv layer "
                    f"{w.dead} of {w.channels} feature maps are zero everywhere with batch norm ('{w.label}') and "
-                   f"{wo.dead} of {wo.channels} without ('{wo.label}'); the mean absolute activation is "
-                   f"{w.mean_abs:.3g} against {wo.mean_abs:.3g}, batch norm setting each channel's scale "
-                   "by its learned gamma rather than by the weights' size.")
+                   f"{wo.dead} of {wo.channels} without ('{wo.label}'), with mean absolute activations "
+                   f"{w.mean_abs:.3g} and {wo.mean_abs:.3g}. The first-layer filters' L2 norms span "
+                   f"{w.norm_min:.3g}-{w.norm_max:.3g} with batch norm and {wo.norm_min:.3g}-{wo.norm_max:.3g} "
+                   "without. With batch norm a filter's norm does not set the scale of its feature map (batch "
+                   "norm divides each map by its spread over the batch, Ioffe & Szegedy 2015); without it, it does.")
     return out
 
 
@@ -286,10 +292,10 @@ def fragment(ctx) -> dict:
     if len(best):
         spec = next(s for s in ctx.study.runs if s.relative_dir() == best.run_dir.iloc[0])
         best_structure = structure(spec.as_strings())
-    rows = [[r.label + (" (best)" if r.best else "") + (" *" if r.pareto else ""),
+    rows = [[i, r.label + (" (best)" if r.best else "") + (" *" if r.pareto else ""),
              f"{r.parameters:,}", fmt_pct(1 - r.test_acc) if math.isfinite(r.test_acc) else "—",
              fmt_pct(r.val_acc) if math.isfinite(r.val_acc) else "—", f"{r.train_seconds:.1f}", f"{r.steps:,}",
-             f"{r.ok}/{r.runs}"] for r in cands.itertuples()]
+             f"{r.ok}/{r.runs}"] for i, r in enumerate(cands.itertuples(), start=1)]
     figures = [figure(TRADEOFF_PNG, f"Every candidate {ctx.where}: test accuracy against parameters (left, log "
                                     "scale, the Pareto front joined) and against training seconds per run (right); "
                                     "the best on validation accuracy is the star.")]
@@ -299,11 +305,11 @@ def fragment(ctx) -> dict:
                                           f"range) and the feature maps after it for test image {SAMPLE_INDEX}."))
     return make_fragment(
         figures=figures,
-        tables=[table("Every candidate: test error and validation accuracy (means over its finished runs), "
+        tables=[table("Every candidate (# is its number in the figures): test error and validation accuracy (means over its finished runs), "
                       "parameters, training seconds and optimizer steps per run. * marks the Pareto front of test "
                       "accuracy against parameters; the best is chosen on validation accuracy.",
-                      ["candidate", "parameters", "test error %", "val acc %", "train s", "steps", "runs ok"],
-                      rows, diverged=[bool(d) for d in cands.diverged > 0])],
+                      ["#", "candidate", "parameters", "test error %", "val acc %", "train s", "steps", "runs ok"],
+                      rows, diverged=[bool(d) for d in cands.diverged > 0], text=True)],
         findings=findings(cands, sd, source, best_structure, inside),
         references=["Seed 004, section 1", "He et al. 2016", "Ioffe & Szegedy 2015"],
         stats={"candidates": len(cands)})

@@ -10,7 +10,11 @@ from bnlab.figures.style import FULL_WIDTH_IN, apply_style, plt, wrap
 
 
 def _numbered(ax, cands: pd.DataFrame, x: str) -> None:
-    """Each candidate as a numbered point (the number is its row in the table below the figure)."""
+    """Each candidate as a numbered point (the number is its row in the table below the figure).
+
+    Candidates of one size share an x (one choice at a time changes no parameter count): their numbers
+    go alternately right and left of the points, so that close accuracies do not print over each other."""
+    side: dict = {}
     for i, r in enumerate(cands.itertuples(), start=1):
         if not math.isfinite(r.test_acc):
             continue
@@ -18,8 +22,9 @@ def _numbered(ax, cands: pd.DataFrame, x: str) -> None:
         ax.plot(getattr(r, x), 100 * r.test_acc, marker, ms=13 if r.best else 5,
                 color="#d62728" if r.best else ("#1f77b4" if r.pareto else "#7f7f7f"), mec="black", mew=0.5,
                 zorder=4)
-        ax.annotate(str(i), (getattr(r, x), 100 * r.test_acc), xytext=(4, 3), textcoords="offset points",
-                    fontsize=7)
+        k = side[getattr(r, x)] = side.get(getattr(r, x), -1) + 1
+        ax.annotate(str(i), (getattr(r, x), 100 * r.test_acc), xytext=(6 if k % 2 == 0 else -6, 0),
+                    textcoords="offset points", fontsize=7, va="center", ha="left" if k % 2 == 0 else "right")
 
 
 def plot_tradeoff(cands: pd.DataFrame, out_path, *, title: str, dataset_note: str) -> None:
@@ -33,7 +38,7 @@ def plot_tradeoff(cands: pd.DataFrame, out_path, *, title: str, dataset_note: st
     left.set_xscale("log")
     left.set_xlabel("parameters")
     left.set_ylabel("test accuracy (%)")
-    left.legend(loc="lower right")
+    left.legend(loc="best")
     _numbered(right, cands, "train_seconds")
     right.set_xlabel("training seconds per run")
     fig.suptitle(wrap(f"{title} ({dataset_note}): numbers are the table's rows", 90), fontsize=9.5)
@@ -58,32 +63,33 @@ def _grid(ax_row, stack, cmap: str, symmetric: bool) -> None:
 
 
 def plot_inside(panels: list[dict], out_path, *, dataset_note: str, columns: int = 16) -> None:
-    """Per panel (a network): its first conv filters (one row) and the feature maps for one image (one row);
-    the input image at the start of the first panel's rows."""
+    """Per panel (a network) a band of two rows: its first conv filters, and the feature maps after that
+    layer for one image (the input, at the left)."""
     apply_style()
     shown = min(columns, max(p["filters"].shape[0] for p in panels))
-    fig, axes = plt.subplots(2 * len(panels), shown + 1, figsize=(FULL_WIDTH_IN, 1.05 * len(panels) * 2),
-                             layout="constrained", squeeze=False)
-    for i, p in enumerate(panels):
-        frow, mrow = axes[2 * i], axes[2 * i + 1]
+    cell = FULL_WIDTH_IN / (shown + 1.5)
+    fig = plt.figure(figsize=(FULL_WIDTH_IN, len(panels) * (2 * cell + 0.45) + 0.3), layout="constrained")
+    bands = fig.subfigures(len(panels), 1, squeeze=False)[:, 0]
+    for band, p in zip(bands, panels):
+        band.suptitle(wrap(f"{p['kind']}: '{p['label']}'. Top: the first-layer filters; bottom: the feature maps "
+                           f"after that layer for the input at the left ({p['dead']} of {p['channels']} zero "
+                           "everywhere)", 120), fontsize=7.5)
+        axes = band.subplots(2, shown + 1, squeeze=False)
         image = p["image"]
-        frow[0].imshow((image[0] if image.shape[0] == 1 else image.permute(1, 2, 0).clamp(-3, 3)).numpy(),
-                       cmap="gray")
-        frow[0].set_title(f"input (class {p['target']})", fontsize=6.5)
-        mrow[0].set_visible(False)
+        axes[0, 0].imshow((image[0] if image.shape[0] == 1 else image.permute(1, 2, 0).clamp(-3, 3)).numpy(),
+                          cmap="gray")
+        axes[0, 0].set_xlabel(f"class {p['target']}", fontsize=6.5, labelpad=1)
+        axes[1, 0].set_visible(False)
         filters = p["filters"]
         # a filter over several input channels is shown as its mean over them (colour needs 3 channels)
         kernels = filters[:, 0] if filters.shape[1] == 1 else filters.mean(dim=1)
-        _grid(frow[1:], kernels[:shown], "RdBu_r", symmetric=True)
-        _grid(mrow[1:], p["maps"][:shown], "viridis", symmetric=False)
-        for ax in (*frow[1 + len(kernels[:shown]):], *mrow[1 + len(p["maps"][:shown]):]):
+        _grid(axes[0, 1:], kernels[:shown], "RdBu_r", symmetric=True)
+        _grid(axes[1, 1:], p["maps"][:shown], "viridis", symmetric=False)
+        for ax in (*axes[0, 1 + len(kernels[:shown]):], *axes[1, 1 + len(p["maps"][:shown]):]):
             ax.set_visible(False)
-        frow[1].set_title(wrap(f"{p['kind']}: '{p['label']}', first-layer filters", 70), fontsize=7, loc="left")
-        mrow[1].set_title(f"feature maps after it ({p['dead']} of {p['channels']} zero)", fontsize=7, loc="left")
-        for ax in (frow[0],):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-    fig.suptitle(f"First conv layer, {dataset_note}", fontsize=9)
+        axes[0, 0].set_xticks([])
+        axes[0, 0].set_yticks([])
+        axes[0, 0].grid(False)
+    fig.suptitle(f"The first conv layer, {dataset_note}", fontsize=9)
     fig.savefig(out_path)
     plt.close(fig)
