@@ -74,12 +74,17 @@ def fusion_key(run: RunSpec) -> tuple:
 def fusion_policy(execution: dict) -> tuple[int, bool]:
     """(most runs per job, small MLPs only) from execution.fuse and device.
 
-    auto: DEFAULT_CUDA_MEMBERS of any fusible run on cuda; on a CPU (or auto device, which may be one)
-    DEFAULT_CPU_MEMBERS of small MLPs only. A number: that many of any fusible run; 1 = every run alone.
+    auto: DEFAULT_CUDA_MEMBERS of any fusible run where the jobs train on a GPU (device cuda, or device auto
+    with gpus_per_run > 0: full.yaml on a GPU workstation or a cluster); elsewhere DEFAULT_CPU_MEMBERS of
+    small MLPs only. A number: that many of any fusible run; 1 = every run alone.
+
+    Only the config decides, never the machine: a cluster job re-reads the workflow on its node, and its
+    fused rule must have the name the login node (no GPU there) gave it.
     """
     fuse = execution.get("fuse", "auto")
     if fuse == "auto":
-        if execution.get("device") == "cuda":
+        device = execution.get("device")
+        if device == "cuda" or (device == "auto" and int(execution.get("gpus_per_run", 0)) > 0):
             return DEFAULT_CUDA_MEMBERS, False
         # small MLPs gain on a CPU: 1.2-1.5x per step (bench/fused.py), and 3.1x for the 41 runs of the
         # default config's L2 search, where 3 jobs replace 41 job start-ups

@@ -197,6 +197,9 @@ def test_fuse_auto_fuses_everything_on_cuda_and_small_mlps_on_a_cpu(make_spec):
     assert fusion_policy({"fuse": "auto", "device": "cuda"}) == (8, False)
     assert fusion_policy({"fuse": "auto", "device": "cpu"}) == (16, True)
     assert fusion_policy({"fuse": 4, "device": "cpu"}) == (4, False)
+    # device auto: the GPU policy where the jobs ask for a GPU (full.yaml), the CPU one where they do not
+    assert fusion_policy({"fuse": "auto", "device": "auto", "gpus_per_run": 1}) == (8, False)
+    assert fusion_policy({"fuse": "auto", "device": "auto", "gpus_per_run": 0}) == (16, True)
     narrow = [make_spec(seed=s, widths=[50, 50]) for s in range(3)]
     wide = [make_spec(seed=s, widths=[256, 50]) for s in range(3)]
     convs = [make_spec(seed=s, model="cnn2", widths="default") for s in range(3)]
