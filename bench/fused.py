@@ -75,7 +75,8 @@ def measure(specs, data, folder: Path, device: str, fused: bool) -> tuple[float,
     dirs = [folder / str(i) for i in range(len(specs))]
     if fused:  # K = 1 too: a group of one shows what the fused machinery itself costs
         metrics = execute_fused(specs, data, dirs, device=device, log=quiet)
-        train = metrics[0]["train_seconds"]
+        # the group's time: a member's own train_seconds is its share of it (the group's / K)
+        train = metrics[0]["fused"]["group_train_seconds"]
     else:
         train = sum(execute_run(s, data, d, device=device, log=quiet)["train_seconds"] for s, d in zip(specs, dirs))
     return train, time.perf_counter() - t0
