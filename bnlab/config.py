@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -194,13 +194,14 @@ class StudyPlan:
             rest = [f"{a}={s[a]}" for a in self.axes if a not in POLICY_PARAMS and s[a] != NOT_APPLICABLE]
             return ", ".join([run.lr_batch_policy()] + rest)
         if len(self.axes) > LABEL_AXES:
-            base = self._base_setting()
-            return ", ".join(f"{a}={s[a]}" for a in self.axes if s[a] != base[a] and s[a] != NOT_APPLICABLE) or "base"
+            base = self._base_setting
+            return ", ".join(f"{a}={s[a]}" for a in self.axes if s[a] not in (base[a], NOT_APPLICABLE)) or "base"
         return self._full_label(s)
 
     def _full_label(self, values: dict) -> str:
         return ", ".join(f"{a}={values[a]}" for a in self.axes if values[a] != NOT_APPLICABLE) or "all runs"
 
+    @cached_property  # labels are asked for run by run; the study's runs do not change once planned
     def _base_setting(self) -> dict:
         """The most common value of every varying axis over the study's settings (a tie goes to the
         config's first). Two distinct settings never share a name by their differences from it: they

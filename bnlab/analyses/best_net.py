@@ -27,6 +27,7 @@ from bnlab.runfolder import METRICS, WEIGHTS
 
 CANDIDATES_CSV, TRADEOFF_PNG, INSIDE_PNG, INSIDE_CSV = "candidates.csv", "tradeoff.png", "inside.png", "inside.csv"
 SAMPLE_INDEX = 0  # the test image whose feature maps are shown (the first of the test split)
+INSIDE_COLUMNS = ("kind", "label", "channels", "dead", "mean_abs", "norm_min", "norm_max", "target")
 
 
 def plan_params(plan, study) -> dict:
@@ -89,6 +90,11 @@ def pareto_front(cands: pd.DataFrame, size: str = "parameters", score: str = "te
     return front
 
 
+def difference_se(sd: float, n_a: int, n_b: int) -> float:
+    """Standard error of the difference of two candidates' mean accuracies over n_a and n_b runs."""
+    return sd * math.sqrt(1 / max(n_a, 1) + 1 / max(n_b, 1)) if math.isfinite(sd) else math.nan
+
+
 def choose_best(cands: pd.DataFrame, sd: float) -> dict:
     """The candidate with the highest validation accuracy and those within two standard errors of it."""
     done = cands[cands.val_acc.notna()]
@@ -99,7 +105,7 @@ def choose_best(cands: pd.DataFrame, sd: float) -> dict:
     for row in done.itertuples():
         if row.label == top.label:
             continue
-        se = sd * math.sqrt(1 / max(row.ok, 1) + 1 / max(top.ok, 1)) if math.isfinite(sd) else math.nan
+        se = difference_se(sd, row.ok, top.ok)
         if math.isfinite(se) and top.val_acc - row.val_acc <= 2 * se:
             close.append(row.label)
     return {"label": top.label, "close": close}
@@ -166,9 +172,11 @@ def inside_choice(cands: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str]:
 
 
 def _look_inside(ctx, cands: pd.DataFrame, runs: pd.DataFrame) -> list[dict]:
+    import torch
+
     from bnlab.data import load_prepared
-    from bnlab.models import create_model
     from bnlab.runfolder import load_run
+    from bnlab.train.run import build_model
     from bnlab.train.tensors import device_splits
 
     chosen = inside_choice(cands, runs)
@@ -182,9 +190,7 @@ def _look_inside(ctx, cands: pd.DataFrame, runs: pd.DataFrame) -> list[dict]:
             cache[key] = (data, device_splits(data, train_subset=spec.train_subset, normalize=spec.normalize,
                                               device="cpu"))
         data, splits = cache[key]
-        model = create_model(spec.model, input_shape=data.input_shape, num_classes=data.num_classes, bn=spec.bn,
-                             bn_impl=spec.bn_impl, activation=spec.activation, dropout_in=spec.dropout_in,
-                             dropout_hidden=spec.dropout_hidden, init="default", widths=spec.widths_list)
+        model = build_model(spec, data, torch.device("cpu"))  # the run's own network, then its final weights
         model.load_state_dict(load_run(ctx.run_dir(spec)).weights())
         got = first_conv_and_maps(model, splits.test_x[SAMPLE_INDEX])
         if got is None:
@@ -209,8 +215,8 @@ def compute(ctx) -> None:
     cands.to_csv(ctx.out / CANDIDATES_CSV, index=False)
     plot_tradeoff(cands, ctx.out / TRADEOFF_PNG, title=ctx.study.title, dataset_note=ctx.where)
     panels = _look_inside(ctx, cands, runs)
-    pd.DataFrame([{k: p[k] for k in ("kind", "label", "channels", "dead", "mean_abs", "norm_min", "norm_max", "target")} for p in panels]
-                 ).to_csv(ctx.out / INSIDE_CSV, index=False)
+    pd.DataFrame([[p[k] for k in INSIDE_COLUMNS] for p in panels], columns=INSIDE_COLUMNS).to_csv(
+        ctx.out / INSIDE_CSV, index=False)
     if panels:
         plot_inside(panels, ctx.out / INSIDE_PNG, dataset_note=ctx.where)
 
@@ -222,8 +228,9 @@ def against_base(cands: pd.DataFrame, sd: float) -> list[str]:
         return []
     b = base.iloc[0]
     parts = []
-    for r in cands[cands.val_acc.notna() & (cands.label != "base")].sort_values("val_acc", ascending=False).itertuples():
-        diff, se = r.val_acc - b.val_acc, sd * math.sqrt(1 / max(r.ok, 1) + 1 / max(b.ok, 1))
+    others = cands[cands.val_acc.notna() & (cands.label != "base")].sort_values("val_acc", ascending=False)
+    for r in others.itertuples():
+        diff, se = r.val_acc - b.val_acc, difference_se(sd, r.ok, b.ok)
         verdict = "within noise" if abs(diff) <= 2 * se else ("better" if diff > 0 else "worse")
         parts.append(f"{r.label} {100 * diff:+.1f} ({verdict})")
     better = sum("(better)" in p for p in parts)
@@ -285,7 +292,7 @@ def findings(cands: pd.DataFrame, sd: float, spread_source: str, best_structure:
 
 def fragment(ctx) -> dict:
     cands = pd.read_csv(ctx.out / CANDIDATES_CSV)
-    inside = pd.read_csv(ctx.out / INSIDE_CSV) if (ctx.out / INSIDE_CSV).stat().st_size > 1 else pd.DataFrame()
+    inside = pd.read_csv(ctx.out / INSIDE_CSV)
     sd, source = run_spread(cands, ctx.extra["val_size"])
     best = cands[cands.best]
     best_structure = ""
@@ -305,9 +312,10 @@ def fragment(ctx) -> dict:
                                           f"range) and the feature maps after it for test image {SAMPLE_INDEX}."))
     return make_fragment(
         figures=figures,
-        tables=[table("Every candidate (# is its number in the figures): test error and validation accuracy (means over its finished runs), "
-                      "parameters, training seconds and optimizer steps per run. * marks the Pareto front of test "
-                      "accuracy against parameters; the best is chosen on validation accuracy.",
+        tables=[table("Every candidate (# is its number in the figures): test error and validation accuracy "
+                      "(means over its finished runs), parameters, training seconds and optimizer steps per run. "
+                      "* marks the Pareto front of test accuracy against parameters; the best is chosen on "
+                      "validation accuracy.",
                       ["#", "candidate", "parameters", "test error %", "val acc %", "train s", "steps", "runs ok"],
                       rows, diverged=[bool(d) for d in cands.diverged > 0], text=True)],
         findings=findings(cands, sd, source, best_structure, inside),
