@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bnlab import runfolder
-from bnlab.analyses.best_net import (against_base, choose_best, first_conv_and_maps,
+from bnlab.analyses.best_net import (against_base, candidate_table, choose_best, first_conv_and_maps,
                                      map_stats, pareto_front, run_spread, structure)
 from bnlab.analyses.runner import run_analysis
 from bnlab.config import build_plan
@@ -138,3 +138,21 @@ def test_a_run_leaves_its_final_weights_and_the_section_looks_inside(tmp_path, d
     assert f"Its test error is {100 * (1 - best.test_acc):.1f}%" in text
     assert "Pareto front" in text and "feature maps are zero everywhere" in text
     assert len(frag["tables"][0]["rows"]) == 3
+
+
+def test_a_diverged_candidate_keeps_a_marked_row_and_leaves_the_choice():
+    from bnlab.analyses.best_net import findings
+
+    runs = pd.DataFrame({
+        "label": ["base", "base", "lr=10", "lr=10"], "status": ["ok", "ok", "diverged", "diverged"],
+        "final_val_acc": [0.85, 0.86, math.nan, math.nan], "final_test_acc": [0.84, 0.85, math.nan, math.nan],
+        "parameters": [100, 100, 100, 100], "train_seconds": [1.0, 1.2, 0.3, 0.4], "steps": [50, 50, 7, 9],
+        "run_dir": ["a", "b", "c", "d"]})
+    c = candidate_table(runs)
+    diverged = c[c.label == "lr=10"].iloc[0]
+    assert (diverged.diverged, diverged.ok) == (2, 0) and math.isnan(diverged.val_acc)
+    c["pareto"] = c.label.isin(pareto_front(c))
+    c["best"] = c.label == choose_best(c, 0.01)["label"]
+    assert list(c[c.best].label) == ["base"] and list(c[c.pareto].label) == ["base"]
+    text = " ".join(findings(c, 0.01, "seeds", "a net", pd.DataFrame(columns=["kind"])))
+    assert "Diverged: 'lr=10' (2 of 2 runs)" in text
