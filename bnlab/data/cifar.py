@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .catalog import CIFAR10_CLASSES, CIFAR_META, CIFAR_TEST_BATCH, CIFAR_TRAIN_BATCHES
+from .checksums import Check
 
 # The batches are pickles, and a data_dir may hold files from anywhere: only the
 # globals a numpy-array pickle needs may be resolved, so a crafted file cannot run code.
@@ -63,19 +64,27 @@ def _batch_arrays(batch: dict, where: str) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _read(get: Callable[[str], bytes | None], where: Callable[[str], str]) -> dict:
-    """Assemble the splits from a `get(member) -> bytes or None` accessor (folder or tar)."""
+def _read(get: Callable[[str], bytes | None], where: Callable[[str], str], check: Check | None) -> dict:
+    """Assemble the splits from a `get(member) -> bytes or None` accessor (folder or tar).
+
+    check(where, member, bytes, images) is called for each file read (see bnlab.data.checksums).
+    """
     parts = []
     for member in (*CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH):
         data = get(member)
         if data is None:
             raise ValueError(f"{where(member)}: missing CIFAR-10 batch")
-        parts.append(_batch_arrays(_unpickle(data, where(member)), where(member)))
+        x, y = _batch_arrays(_unpickle(data, where(member)), where(member))
+        if check is not None:  # after parsing: the batch's image count is what says "published file"
+            check(where(member), member, data, x.shape[0])
+        parts.append((x, y))
     train_x = np.concatenate([p[0] for p in parts[:-1]])
     train_y = np.concatenate([p[1] for p in parts[:-1]])
     classes = list(CIFAR10_CLASSES)
     meta = get(CIFAR_META)
     if meta is not None:
+        if check is not None:
+            check(where(CIFAR_META), CIFAR_META, meta, None)
         names = _unpickle(meta, where(CIFAR_META)).get(b"label_names")
         if names:
             classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
@@ -83,7 +92,7 @@ def _read(get: Callable[[str], bytes | None], where: Callable[[str], str]) -> di
             "test_x": np.ascontiguousarray(parts[-1][0]), "test_y": parts[-1][1], "classes": classes}
 
 
-def read_cifar_folder(folder: str | Path) -> dict:
+def read_cifar_folder(folder: str | Path, check: Check | None = None) -> dict:
     """Read the extracted cifar-10-batches-py folder into train/test arrays and class names."""
     folder = Path(folder)
 
@@ -91,10 +100,10 @@ def read_cifar_folder(folder: str | Path) -> dict:
         path = folder / member
         return path.read_bytes() if path.is_file() else None
 
-    return _read(get, lambda m: str(folder / m))
+    return _read(get, lambda m: str(folder / m), check)
 
 
-def read_cifar_tarball(tarball: str | Path) -> dict:
+def read_cifar_tarball(tarball: str | Path, check: Check | None = None) -> dict:
     """Read the batches straight out of cifar-10-python.tar.gz, without extracting it."""
     tarball = Path(tarball)
     wanted = {*CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH, CIFAR_META}
@@ -108,4 +117,4 @@ def read_cifar_tarball(tarball: str | Path) -> dict:
                     blobs[base] = tar.extractfile(info).read()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ValueError(f"{tarball}: not a readable tar archive ({exc})") from exc
-    return _read(blobs.get, lambda m: f"{tarball}[{m}]")
+    return _read(blobs.get, lambda m: f"{tarball}[{m}]", check)

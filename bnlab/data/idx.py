@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .checksums import Check
+
 IMAGES_MAGIC = 0x00000803  # uint8, 3 dims: [N, rows, cols]
 LABELS_MAGIC = 0x00000801  # uint8, 1 dim:  [N]
 _GZIP_SIGNATURE = b"\x1f\x8b"
@@ -27,7 +29,7 @@ def _read_bytes(path: Path) -> bytes:
     return raw
 
 
-def read_idx(path: str | Path, expected_magic: int) -> np.ndarray:
+def read_idx(path: str | Path, expected_magic: int, check: Check | None = None) -> np.ndarray:
     """Read one IDX file into a uint8 array; a malformed file raises ValueError naming it."""
     path = Path(path)
     buf = _read_bytes(path)
@@ -50,14 +52,17 @@ def read_idx(path: str | Path, expected_magic: int) -> np.ndarray:
             f"{path}: IDX header says dims {dims} ({count} bytes of data) "
             f"but the file holds {len(buf) - header} bytes after the header"
         )
+    if check is not None:  # after parsing: the header's count is what says "published file"
+        check(str(path), path.name.removesuffix(".gz"), buf, dims[0])
     # copy(): frombuffer views are read-only, and torch.from_numpy wants a writable array.
     return np.frombuffer(buf, dtype=np.uint8, count=count, offset=header).reshape(dims).copy()
 
 
-def read_idx_split(images: str | Path, labels: str | Path) -> tuple[np.ndarray, np.ndarray]:
+def read_idx_split(images: str | Path, labels: str | Path,
+                   check: Check | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read an images/labels pair: uint8 [N, 1, H, W] and int64 [N], checked to agree."""
-    x = read_idx(images, IMAGES_MAGIC)
-    y = read_idx(labels, LABELS_MAGIC)
+    x = read_idx(images, IMAGES_MAGIC, check)
+    y = read_idx(labels, LABELS_MAGIC, check)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{images} holds {x.shape[0]} images but {labels} holds {y.shape[0]} labels")
     return x[:, None, :, :], y.astype(np.int64)

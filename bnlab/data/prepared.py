@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-FORMAT = "bnlab.prepared/1"  # bump when the stored keys change meaning
+# Bump when the stored keys change meaning. Keys added with a default (files) keep the
+# format: an older file simply lacks them and loads with the default.
+FORMAT = "bnlab.prepared/1"
 
 
 @dataclass
@@ -34,6 +36,9 @@ class PreparedData:
     classes: list[str]
     source: str              # where the files were read from
     checksum: str            # sha256 of train_x, train_y, test_x, test_y bytes
+    # Per source file read: {"path", "sha256" (of the content read), "status": "verified" or
+    # "unverified: <why>"} (bnlab.data.checksums). Empty for digits and for older cache files.
+    files: list[dict] = field(default_factory=list)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -80,6 +85,7 @@ def save_prepared(data: PreparedData, out_path: str | Path, extra: dict | None =
     out_path.parent.mkdir(parents=True, exist_ok=True)
     payload = {f.name: getattr(data, f.name) for f in fields(data)}
     payload["classes"] = list(data.classes)
+    payload["files"] = [dict(r) for r in data.files]
     payload.update(extra or {})
     payload["format"] = FORMAT
     # A unique temp name in the same folder (os.replace is atomic only within one file system);
@@ -105,10 +111,11 @@ def load_prepared(path: str | Path, *, verify: bool = False) -> PreparedData:
         raise ValueError(f"{path}: not a bnlab prepared-data file of format {FORMAT} (found {found!r}); "
                          "delete it and prepare the dataset again")
     names = [f.name for f in fields(PreparedData)]
-    missing = [n for n in names if n not in payload]
+    required = [f.name for f in fields(PreparedData) if f.default is MISSING and f.default_factory is MISSING]
+    missing = [n for n in required if n not in payload]
     if missing:
         raise ValueError(f"{path}: missing keys {missing}; delete it and prepare the dataset again")
-    data = PreparedData(**{n: payload[n] for n in names})
+    data = PreparedData(**{n: payload[n] for n in names if n in payload})
     if verify:
         actual = data_checksum(data.train_x, data.train_y, data.test_x, data.test_y)
         if actual != data.checksum:

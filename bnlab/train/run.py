@@ -296,6 +296,7 @@ def write_run_folder(spec: RunSpec, train_spec: RunSpec, picked: dict, data, spl
         **(extra_metrics or {}),
         "dataset_source": data.source,
         "dataset_checksum": data.checksum,
+        "dataset_files": data.files,  # per source file: path, sha256, "verified" / "unverified: why"
         "code_version": code_version(),
         "libraries": library_versions(),
         "hardware": hardware(),
