@@ -1,6 +1,8 @@
 # The two things a newcomer does, each one command that sets up first when needed:
 #   make        build the default report, results/report.pdf (offline, real training runs)
 #   make test   run the test suite
+#   make reproduce   the seed scale of the studies whose data is here (config/reproduce.yaml),
+#                    scored against the seeds' published numbers: results-reproduce/report.pdf
 # Set-up is ./setup.sh (safe to run twice); it runs again only when it, the pinned
 # requirements or pyproject.toml changed since it last succeeded (the stamp below).
 # Anything else for Snakemake goes in SNAKEMAKE_ARGS, e.g.
@@ -15,11 +17,14 @@ SNAKEMAKE_ARGS ?=
 CONFIG ?= config.yaml
 ESTIMATE_ARGS ?= --measure
 
-.PHONY: report test setup partial estimate
+.PHONY: report test setup partial estimate reproduce
 .DEFAULT_GOAL := report
 
 report: $(STAMP)
 	$(VENV)/bin/snakemake --cores all $(SNAKEMAKE_ARGS)
+
+reproduce: $(STAMP)
+	$(VENV)/bin/snakemake --cores all --configfile config/reproduce.yaml $(SNAKEMAKE_ARGS)
 
 # what exists so far, while a long run is still going (results/report-partial.pdf)
 partial: $(STAMP)

@@ -166,6 +166,13 @@ class StudyPlan:
     expect: list[dict] = field(default_factory=list)
     compare: list[dict] = field(default_factory=list)
     resources: dict = field(default_factory=dict)  # mem_mb / runtime_min / gpus_per_run over `execution`'s
+    # the library's scale this study was written out at ("" for an inline study), why that scale departs
+    # from the seed, the seed's stated setting (canonical text), and a dataset fallback's note
+    scale: str = ""
+    scale_why: str = ""
+    seed_setting: dict[str, str] = field(default_factory=dict)
+    setting_note: str = ""
+    options: dict = field(default_factory=dict)  # a kind's options (gradcheck: its dataset)
 
     def select(self, partial: dict) -> list[RunSpec]:
         """Runs whose parameters match every key of a canonical partial (see _canonical_partial)."""
@@ -174,6 +181,17 @@ class StudyPlan:
     @property
     def datasets(self) -> list[str]:
         return sorted({r.dataset for r in self.runs})
+
+    def seed_differences(self) -> list[str]:
+        """Where this study's runs differ from the setting its seed states (seed_setting), in words:
+        ['3 epochs (seed: 5 epochs)', '20,000 training images (seed: every training image)']."""
+        from bnlab.setting import differences
+
+        if self.runs:
+            ours = {p: {r.as_strings()[p] for r in self.runs} for p in self.seed_setting}
+        else:  # a study that trains nothing reads its dataset from its options (gradcheck)
+            ours = {"dataset": {self.options["dataset"]}} if "dataset" in self.options else {}
+        return differences(ours, self.seed_setting, "seed")
 
     def dataset_note(self) -> str:
         """'on Fashion-MNIST': which data the study actually used, for titles."""
@@ -467,7 +485,8 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         plan = StudyPlan(name=name, title=study["title"], question=study["question"], source=study["source"],
                          notes=study["notes"], runs=[], seeds=list(study["seeds"]), kind=study["kind"],
                          analyses=[study["kind"]],
-                         analysis_options={study["kind"]: dict(study["options"])})
+                         analysis_options={study["kind"]: dict(study["options"])},
+                         options=dict(study["options"]), **_setting(study, where))
         # expectations about the numbers its analysis computes (no cells: it has no runs)
         plan.expect = [_expectation(plan, e, where + ["expect", i]) for i, e in enumerate(study["expect"])]
         return plan
@@ -490,11 +509,18 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         for key, value in entry.items():
             _check_param(key, value, where + ["exclude", ei, key])
         excludes.append(_canonical_partial(entry))
+    setting = _setting(study, where)
     references = []
     for ri, ref in enumerate(study["references"]):
-        for key, value in ref["match"].items():
-            _check_param(key, value, where + ["references", ri, "match", key])
-        references.append({**ref, "match": _canonical_partial(ref["match"])})
+        for part in ("match", "setup"):
+            for key, value in (ref.get(part) or {}).items():
+                _check_param(key, value, where + ["references", ri, part, key])
+        setup = _canonical_partial(ref["setup"]) if "setup" in ref else dict(setting["seed_setting"])
+        if ref.get("band") and not setup and not ref.get("differs"):
+            raise ConfigError(f"config error at '{_path_text(where + ['references', ri, 'band'])}': a band is "
+                              "scored only against the published setup; give the reference a `setup` (run "
+                              "parameters: dataset, epochs, ...) or the study a `seed_setting`")
+        references.append({**ref, "match": _canonical_partial(ref["match"]), "setup": setup})
 
     runs: dict[str, RunSpec] = {}
     varying: set[str] = set()
@@ -529,12 +555,21 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         analysis_options=analysis_options,
         references=references,
         resources=dict(study["resources"]),
+        **setting,
     )
     plan.expect = [_expectation(plan, e, where + ["expect", i]) for i, e in enumerate(study["expect"])]
     plan.compare = [{**c, "a": _cell(plan, c["a"], where + ["compare", i, "a"], one=True),
                      "b": _cell(plan, c["b"], where + ["compare", i, "b"], one=True)}
                     for i, c in enumerate(study["compare"])]
     return plan
+
+
+def _setting(study: dict, where: list) -> dict:
+    """A study's scale, why it departs from the seed, and the seed's setting as canonical text."""
+    for key, value in study["seed_setting"].items():
+        _check_param(key, value, where + ["seed_setting", key])
+    return {"scale": study.get("scale", ""), "scale_why": study["scale_why"],
+            "seed_setting": _canonical_partial(study["seed_setting"]), "setting_note": study["setting_note"]}
 
 
 # Tests of an expectation that compare two cells, and those about a set of cells.
@@ -584,8 +619,14 @@ def _expectation(study: StudyPlan, entry: dict, where: list) -> dict:
 
 
 def validate_config(config: dict) -> dict:
-    """Validated copy of the config with every default filled in."""
-    cfg = copy.deepcopy(config)
+    """Validated copy of the config with every default filled in; a scaled config's studies written out
+    from the library first (bnlab.studies.compose)."""
+    from bnlab.studies import LibraryError, compose
+
+    try:
+        cfg = copy.deepcopy(compose(config))
+    except LibraryError as err:
+        raise ConfigError(str(err)) from None
     root = load_schema()
     if isinstance(cfg.get("defaults"), dict):
         cfg["defaults"] = _coerce_numbers(cfg["defaults"])

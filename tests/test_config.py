@@ -137,7 +137,7 @@ def test_run_folder_matches_paramspace_and_round_trips():
         assert all("/" not in v and "~" not in v for v in run.as_strings().values())
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "config/smoke.yaml", "config/full.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "config/smoke.yaml", "config/full.yaml", "config/reproduce.yaml"])
 def test_shipped_configs_are_valid(name):
     path = ROOT / name
     if not path.exists():

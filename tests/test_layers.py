@@ -18,10 +18,10 @@ from bnlab import codegraph
 LAYERS = [
     ("base", ["bnlab", "bnlab.params", "bnlab.schedules", "bnlab.lr_picks", "bnlab.search", "bnlab.provenance", "bnlab.runfolder", "bnlab.codegraph", "bnlab.warm",
               "bnlab.data.*", "bnlab.models.*"]),
-    ("plan", ["bnlab.config", "bnlab.fusion"]),
+    ("plan", ["bnlab.config", "bnlab.fusion", "bnlab.studies", "bnlab.setting"]),
     ("train", ["bnlab.train.*", "bnlab.cost"]),
     ("analyses", ["bnlab.analyses.*", "bnlab.analysis.*", "bnlab.figures.*", "bnlab.arch.*", "bnlab.landscape.*",
-                  "bnlab.gradcheck"]),
+                  "bnlab.gradcheck", "bnlab.manual_mlp"]),
     ("report", ["bnlab.report.*", "bnlab.workflow"]),
 ]
 RANK = {name: i for i, (name, _) in enumerate(LAYERS)}

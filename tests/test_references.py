@@ -1,4 +1,4 @@
-"""Published numbers beside ours: bands, setup_matches and the verdicts (summary's references table and stats);
+"""Published numbers beside ours: bands, the published setup and the verdicts (summary's references table and stats);
 the summary table's train/test columns; test curves in the learning-curve figure."""
 
 import pandas as pd
@@ -35,11 +35,11 @@ def fake_runs(study, acc):
 ACC = {("none", 0): 0.90, ("none", 1): 0.92, ("hidden", 0): 0.95, ("hidden", 1): 0.97}
 REFS = [
     {"what": "inside", "published": "91%", "source": "Paper A 2020", "match": {"bn": "none"},
-     "band": [0.90, 0.93], "setup_matches": True},
+     "band": [0.90, 0.93], "band_reason": "r", "setup": {"dataset": "digits"}},
     {"what": "outside", "published": "99%", "source": "Paper B 2021", "match": {"bn": "hidden"},
-     "band": [0.98, 1.0], "setup_matches": True},
+     "band": [0.98, 1.0], "band_reason": "r", "setup": {"dataset": "digits"}},
     {"what": "context", "published": "50%", "source": "Seed 001, section 5", "match": {"bn": "hidden"},
-     "band": [0.4, 0.6], "differs": "the seed trains on CIFAR-10"},
+     "band": [0.4, 0.6], "band_reason": "r", "differs": "the seed trains on CIFAR-10"},
     {"what": "time", "published": "576 ms", "source": "Seed 002, table 1", "match": {"bn": "none"},
      "metric": "train_seconds", "differs": "the seed does not say what it timed"},
 ]
@@ -52,10 +52,11 @@ def test_verdicts_inside_outside_and_not_scored():
     assert inside["verdict"] == "inside" and inside["ours"] == pytest.approx(0.91) and inside["band"] == [0.9, 0.93]
     assert inside["reason"] == "ours 91.0% is inside the band 90.0% to 93.0%"
     assert outside["verdict"] == "outside" and outside["ours"] == pytest.approx(0.96)
-    assert outside["reason"] == "ours 96.0% is outside the band 98.0% to 100.0%"
-    # a band alone does not score: the setup must be declared the same
+    # a miss says by how much
+    assert outside["reason"] == "ours 96.0% is 2.0 points below the band 98.0% to 100.0%"
+    # a band alone does not score where the setup differs at every scale
     assert context["verdict"] == "not scored" and context["reason"] == "the seed trains on CIFAR-10"
-    assert context["ours"] == pytest.approx(0.96)
+    assert context["why_not_scored"] == "different" and context["ours"] == pytest.approx(0.96)
     assert time["verdict"] == "not scored" and time["ours"] == pytest.approx(2.0) and time["band"] is None
     assert set(inside) >= {"what", "verdict", "ours", "band", "reason"}
 
@@ -65,17 +66,55 @@ def test_a_different_run_table_flips_the_verdict():
     low = {**ACC, ("none", 0): 0.80, ("none", 1): 0.82}
     assert reference_rows(study, fake_runs(study, ACC))[0]["verdict"]["verdict"] == "inside"
     verdict = reference_rows(study, fake_runs(study, low))[0]["verdict"]
-    assert verdict["verdict"] == "outside" and verdict["reason"].startswith("ours 81.0% is outside")
+    assert verdict["verdict"] == "outside" and verdict["reason"].startswith("ours 81.0% is 9.0 points below")
 
 
-def test_not_scored_without_band_without_runs_and_without_a_reason():
-    ref = {"what": "w", "published": "p", "source": "s", "metric": "final_test_acc", "setup_matches": True}
-    assert reference_verdict(ref, [0.5], "x")["reason"] == "no band is given for the published number"
-    assert reference_verdict({**ref, "band": [0, 1]}, [], "x")["reason"] == "no finished matching run"
-    undeclared = reference_verdict({**ref, "setup_matches": False}, [0.5], "digits, mlp")
-    assert undeclared["verdict"] == "not scored" and "ours: digits, mlp" in undeclared["reason"]
+def test_the_published_setup_decides_whether_a_number_is_scored():
+    """The same band scores on the published dataset and is not compared on another; a study's
+    seed_setting is its references' default setup."""
+    scored = plan_with([{**REFS[0], "setup": {"dataset": "digits", "epochs": 1}}])
+    item = reference_rows(scored, fake_runs(scored, ACC))[0]
+    assert item["verdict"]["verdict"] == "inside"
+    other = plan_with([{**REFS[0], "setup": {"dataset": "mnist", "epochs": 5}}])
+    verdict = reference_rows(other, fake_runs(other, ACC))[0]["verdict"]
+    assert verdict["verdict"] == "not scored" and verdict["why_not_scored"] == "setting"
+    assert verdict["reason"] == ("our setting here is not the published one: scikit-learn digits (8x8) "
+                                 "(published: MNIST); 1 epoch (published: 5 epochs)")
+    ref = {k: v for k, v in REFS[0].items() if k != "setup"}
+    cfg = {"data": {"val_size": 300},
+           "defaults": {"dataset": "digits", "model": "mlp", "widths": [16], "epochs": 1, "batch_size": 64},
+           "studies": {"s": {"title": "t", "question": "q", "grid": {"bn": ["none", "hidden"]}, "seeds": [0, 1],
+                             "seed_setting": {"epochs": 3}, "references": [ref]}}}
+    study = build_plan(cfg).studies["s"]
+    assert study.references[0]["setup"] == {"epochs": "3"}
+    assert reference_rows(study, fake_runs(study, ACC))[0]["verdict"]["why_not_scored"] == "setting"
+    with pytest.raises(ConfigError, match="a band is scored only against the published setup"):
+        plan_with([ref])
+
+
+def test_the_median_over_seeds_scores_so_one_failed_seed_does_not_decide():
+    study = plan_with(REFS[:1])
+    runs = fake_runs(study, {**ACC, ("none", 0): 0.10})  # seed 0 stuck at chance, seed 1 at 92%
+    verdict = reference_rows(study, runs)[0]["verdict"]
+    assert verdict["ours"] == pytest.approx(0.51)  # the median of two is their mean
+    three = plan_with(REFS[:1])
+    three_runs = pd.concat([fake_runs(three, ACC), fake_runs(three, ACC).iloc[:1].assign(seed=2, final_test_acc=0.1,
+                                                                                        run_dir="x")])
+    three_runs.loc[three_runs.index[-1], "run_dir"] = "extra"
+    assert reference_rows(three, fake_runs(three, ACC))[0]["verdict"]["ours"] == pytest.approx(0.91)
+
+
+def test_not_scored_without_band_without_runs_and_with_a_difference():
+    ref = {"what": "w", "published": "p", "source": "s", "metric": "final_test_acc"}
+    assert reference_verdict(ref, [0.5], [])["reason"] == "no band is given for the published number"
+    assert reference_verdict({**ref, "band": [0, 1]}, [], [])["reason"] == "no finished matching run"
+    gap = reference_verdict({**ref, "band": [0, 1]}, [0.5], ["3 epochs (published: 5 epochs)"])
+    assert gap["verdict"] == "not scored" and "3 epochs (published: 5 epochs)" in gap["reason"]
+    missed = reference_verdict({**ref, "band": [0.9, 1], "caveat": "no batch size stated"}, [0.5], [])
+    assert missed["reason"] == ("ours 50.0% is 40.0 points below the band 90.0% to 100.0%; "
+                                "what may differ: no batch size stated")
     with pytest.raises(ValueError, match="low end above its high end"):
-        reference_verdict({**ref, "band": [0.9, 0.1]}, [0.5], "x")
+        reference_verdict({**ref, "band": [0.9, 0.1]}, [0.5], [])
 
 
 def test_references_table_shows_the_verdict_and_shares_repeated_reasons():
@@ -84,13 +123,15 @@ def test_references_table_shows_the_verdict_and_shares_repeated_reasons():
     tab = references_table(study, fake_runs(study, ACC))
     assert tab["header"][-1] == "verdict"
     cells = {row["cells"][0]: row["cells"] for row in tab["rows"]}
-    assert cells["inside"][3] == "91.0% ± 1.4 (2 runs)" and cells["inside"][-1].startswith("ours 91.0% is inside")
-    assert cells["time"][3] == "2 s ± 0 (2 runs)"
+    assert cells["inside"][3] == "91.0% (median of 2: 90.0, 92.0)"
+    assert cells["inside"][-1].startswith("ours 91.0% is inside")
+    assert cells["time"][3] == "2 s (median of 2: 2, 2)"
     assert cells["context"][-1] == cells["context 2"][-1] == "not scored: see note (a)"
     assert cells["time"][-1] == "not scored: the seed does not say what it timed"
     assert "Notes: (a) the seed trains on CIFAR-10." in tab["caption"]
     text = " ".join(references_findings([i["verdict"] for i in reference_rows(study, fake_runs(study, ACC))]))
-    assert "1 inside their band, 1 outside, 3 not scored" in text
+    assert "1 reproduced (inside their band), 1 missed (outside), 3 not scored" in text
+    assert "Bands: r." in tab["caption"]
     assert "inside (Paper A 2020): ours 91.0% is inside the band" in text
 
 
@@ -99,10 +140,12 @@ def test_schema_checks_band_units():
         plan_with([{**REFS[0], "band": [91, 93]}])
     with pytest.raises(ConfigError, match=r"references\[0\]\.band'"):
         plan_with([{**REFS[0], "band": [0.9]}])
-    seconds = plan_with([{**REFS[3], "band": [100, 900], "setup_matches": True}])
+    seconds = plan_with([{**REFS[3], "band": [100, 900], "band_reason": "r"}])
     assert seconds.references[0]["band"] == [100, 900]
     assert plan_with(REFS[:1]).references[0]["differs"] == ""  # defaults filled
-    assert plan_with([REFS[3]]).references[0]["setup_matches"] is False
+    with pytest.raises(ConfigError, match="'band_reason' is a dependency of 'band'"):
+        plan_with([{**REFS[0], "band_reason": None} if False else {k: v for k, v in REFS[0].items()
+                                                                    if k != "band_reason"}])
 
 
 # ------------------------------------------------------------ the summary table

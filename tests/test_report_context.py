@@ -44,13 +44,17 @@ def expectations_stats(confirmed: int, contradicted: int, inconclusive: int) -> 
 def verdict(v: str, *, ours=0.9, reason="our setup differs"):
     """A published-number verdict as summary.reference_verdict makes it (so the fields never drift)."""
     ref = {"what": "w", "published": "90%", "source": "paper"}
+    gaps = []
     if v in ("inside", "outside"):
-        ref.update(setup_matches=True, band=[0.8, 1.0] if v == "inside" else [0.95, 1.0])
+        ref.update(band=[0.8, 1.0] if v == "inside" else [0.95, 1.0])
     elif reason == "no band is given for the published number":
-        ref.update(setup_matches=True)
+        pass
+    elif reason == "setting":  # our setting at this scale is not the published one
+        ref.update(band=[0.8, 1.0])
+        gaps = ["Fashion-MNIST (published: MNIST)"]
     else:
         ref.update(differs=reason, band=[0.8, 1.0])
-    out = reference_verdict(ref, [] if ours is None else [ours], "ours")
+    out = reference_verdict(ref, [] if ours is None else [ours], gaps)
     assert out["verdict"] == v
     return out
 
@@ -93,7 +97,7 @@ def test_scorecard_counts_links_and_leaves_out_studies_without_expectations(thre
     assert card["totals"] == {"confirmed": 3, "contradicted": 3, "inconclusive": 3}
     # published numbers count over every study, gamma's too
     assert card["references"] == {"n": 6, "scored": 3, "inside": 2, "outside": 1, "not_scored": 3,
-                                  "setup_differs": 2, "other": 1}
+                                  "setting": 0, "different": 2, "other": 1}
 
 
 def test_no_expectations_no_scorecard(three_studies):
@@ -104,8 +108,10 @@ def test_no_expectations_no_scorecard(three_studies):
 
 def test_reference_counts_tell_the_reasons_apart():
     counts = reference_counts([verdict("not scored", reason="no band is given for the published number"),
-                               verdict("not scored", reason="different epochs"), verdict("outside")])
-    assert (counts["setup_differs"], counts["other"], counts["scored"], counts["outside"]) == (1, 1, 1, 1)
+                               verdict("not scored", reason="another network"), verdict("outside"),
+                               verdict("not scored", reason="setting"), verdict("not scored", reason="setting")])
+    assert (counts["different"], counts["setting"], counts["other"], counts["scored"], counts["outside"]) == \
+        (1, 2, 1, 1, 1)
 
 
 class Cells(HTMLParser):
@@ -155,9 +161,10 @@ def test_title_page_scorecard_renders_with_links_to_the_sections(three_studies):
     assert "contradicted" not in body[0]["classes"][1]
     title_page = html.split('<section class="study"')[0]
     text = " ".join(re.sub(r"<[^>]+>", " ", title_page).split())
-    assert ("Published numbers (6 over all studies): 3 scored, of which 2 inside a band and 1 outside ; "
-            "2 not scored because the setup differs from ours, 1 not scored for want of a band or of a "
-            "finished matching run (each one's reason is in its study).") in text
+    assert ("Published numbers (6 over all studies): 2 reproduced (inside the band stated for each) and "
+            "1 missed ; 3 not compared: 2 because the published setup differs at every scale (another "
+            "network, an unstated measure); 1 for want of a band or of a finished matching run (each one's "
+            "reason is in its study).") in text
     assert "Study gamma" not in title_page.split("Scorecard")[1].split("</table>")[0]
 
 

@@ -206,39 +206,67 @@ def metric_text(metric: str, x) -> str:
     return f"{fmt_pct(x)}%"
 
 
-def reference_verdict(ref: dict, values: list[float], setup: str) -> dict:
-    """Score one reference: inside / outside its band, or not scored and why.
+# Why a published number is not scored (reference_verdict's "why_not_scored"; the title page counts them):
+NOT_COMPARABLE = "setting"      # our runs at this scale differ from the published setup (dataset, epochs, ...)
+DIFFERENT = "different"         # a difference at every scale: another network, an unknown measure
+NO_BAND, NO_RUN = "no band", "no run"
 
-    A number is scored only when the config gives it a `band` (in the metric's units, accuracies as
-    fractions 0..1) and declares `setup_matches: true`; our value is the mean over the finished
-    matching runs. Returns {"what", "verdict": "inside" | "outside" | "not scored", "ours": float | None,
-    "band": [low, high] | None, "reason", "metric", "published", "source", "n_runs"}.
+
+def _gap_text(metric: str, ours: float, band: list[float]) -> str:
+    """How far outside its band our number is: '1.3 points below', '0.42 s above'."""
+    gap = band[0] - ours if ours < band[0] else ours - band[1]
+    side = "below" if ours < band[0] else "above"
+    if metric in _SECONDS_METRICS:
+        return f"{fmt_num(gap, 3)} s {side}"
+    if metric in _LOSS_METRICS:
+        return f"{fmt_loss(gap)} {side}"
+    return f"{100 * gap:.1f} points {side}"
+
+
+def reference_verdict(ref: dict, values: list[float], setting_gaps: list[str]) -> dict:
+    """Score one reference: reproduced (inside its band) or missed (outside), or not scored and why.
+
+    A number is scored where the reference gives a band, names no difference that holds at every scale
+    (`differs`), and every matching run of ours has the published setup's parameters (`setting_gaps`
+    lists where they do not: 'Fashion-MNIST (published: MNIST)'). Our value is the median over the
+    finished matching runs (seeds), so one run that failed to train does not decide it alone; the table
+    lists every run's value. Returns {"what", "verdict": "inside" | "outside" | "not scored", "ours",
+    "band", "reason", "why_not_scored", "metric", "published", "source", "n_runs", "gap"}.
     """
     metric = ref.get("metric", "final_test_acc")
     band = [float(b) for b in ref["band"]] if ref.get("band") else None
     if band and band[0] > band[1]:
         raise ValueError(f"reference {ref['what']!r}: band {band} has its low end above its high end")
-    ours = float(pd.Series(values).mean()) if values else None
-    why = None  # why a number is not scored: "no run", "setup differs" or "no band" (the scorecard counts them)
+    ours = float(pd.Series(values).median()) if values else None
+    why, gap = None, None
     if ours is None:
-        verdict, reason, why = "not scored", "no finished matching run", "no run"
-    elif not ref.get("setup_matches", False):
-        verdict, why = "not scored", "setup differs"
-        reason = ((ref.get("differs") or "").strip()
-                  or f"our setup is not declared to match the published one (ours: {setup})")
+        verdict, reason, why = "not scored", "no finished matching run", NO_RUN
+    elif (ref.get("differs") or "").strip():
+        verdict, reason, why = "not scored", ref["differs"].strip(), DIFFERENT
+    elif setting_gaps:
+        verdict, why = "not scored", NOT_COMPARABLE
+        reason = "our setting here is not the published one: " + "; ".join(setting_gaps)
     elif not band:
-        verdict, reason, why = "not scored", "no band is given for the published number", "no band"
+        verdict, reason, why = "not scored", "no band is given for the published number", NO_BAND
     else:
         verdict = "inside" if band[0] <= ours <= band[1] else "outside"
-        reason = (f"ours {metric_text(metric, ours)} is {verdict} the band "
-                  f"{metric_text(metric, band[0])} to {metric_text(metric, band[1])}")
+        span = f"{metric_text(metric, band[0])} to {metric_text(metric, band[1])}"
+        if verdict == "inside":
+            reason = f"ours {metric_text(metric, ours)} is inside the band {span}"
+        else:
+            gap = _gap_text(metric, ours, band)
+            reason = f"ours {metric_text(metric, ours)} is {gap} the band {span}"
+            if (ref.get("caveat") or "").strip():
+                reason += f"; what may differ: {ref['caveat'].strip()}"
     return {"what": ref["what"], "verdict": verdict, "why_not_scored": why, "ours": ours, "band": band,
-            "reason": reason,
-            "metric": metric, "published": ref["published"], "source": ref["source"], "n_runs": len(values)}
+            "reason": reason, "gap": gap, "metric": metric, "published": ref["published"],
+            "source": ref["source"], "n_runs": len(values)}
 
 
 def reference_rows(study, runs: pd.DataFrame) -> list[dict]:
     """Per reference of the study: our values (runs selected by its `match`), our setup, its verdict."""
+    from bnlab.setting import differences
+
     by_dir = runs.set_index("run_dir")
     out = []
     for ref in study.references:
@@ -250,7 +278,11 @@ def reference_rows(study, runs: pd.DataFrame) -> list[dict]:
         setup = ", ".join(sorted({f"{display_name(r.dataset)}, {r.model}, {r.epochs} epochs"
                                   + (f", {r.train_subset} training images" if r.train_subset else "")
                                   for r in chosen})) or "—"
-        out.append({"ref": ref, "values": values, "setup": setup, "verdict": reference_verdict(ref, values, setup)})
+        setup_of_ref = ref.get("setup") or {}
+        gaps = differences({p: [r.as_strings()[p] for r in chosen] for p in setup_of_ref}, setup_of_ref,
+                           "published")
+        out.append({"ref": ref, "values": values, "setup": setup,
+                    "verdict": reference_verdict(ref, values, gaps)})
     return out
 
 
@@ -265,6 +297,17 @@ def _verdict_cells(verdicts: list[dict]) -> tuple[list[str], list[str]]:
     return cells, [f"({marks[r]}) {r}." for r in shared]
 
 
+def _ours_cell(values: list[float], metric: str) -> str:
+    """Our median and every run's value: '97.2% (median of 3: 97.0, 97.2, 97.5)'."""
+    if not values:
+        return "no finished matching run"
+    median = metric_text(metric, pd.Series(values).median())
+    if len(values) == 1:
+        return f"{median} (1 run)"
+    each = ", ".join(metric_text(metric, v).removesuffix("%").removesuffix(" s") for v in sorted(values))
+    return f"{median} (median of {len(values)}: {each})"
+
+
 def references_table(study, runs: pd.DataFrame) -> dict | None:
     """Published numbers beside ours: our runs selected by each reference's `match`, and the verdict."""
 
@@ -272,23 +315,20 @@ def references_table(study, runs: pd.DataFrame) -> dict | None:
         return None
     items = reference_rows(study, runs)
     verdicts, notes = _verdict_cells([item["verdict"] for item in items])
+    # why each band is as wide as it is, said once per distinct reason
+    band_reasons = list(dict.fromkeys((item["ref"].get("band_reason") or "").strip() for item in items
+                                      if item["verdict"]["verdict"] in ("inside", "outside")))
     rows = []
     for item, verdict in zip(items, verdicts):
-        values, metric = item["values"], item["verdict"]["metric"]
-        if values:
-            mean = pd.Series(values).mean()
-            ours = metric_text(metric, mean)
-            if len(values) > 1:
-                sd = pd.Series(values).std(ddof=1)
-                ours += f" ± {metric_text(metric, sd).removesuffix('%').removesuffix(' s')}"
-            ours += f" ({len(values)} run{'s' if len(values) > 1 else ''})"
-        else:
-            ours = "no finished matching run"
         ref = item["ref"]
-        rows.append([ref["what"], ref["published"], ref["source"], ours, item["setup"], verdict])
-    caption = ("Published numbers beside ours. A number is scored (inside or outside a band) only where the "
-               "config declares our setup the same as the published one; otherwise the verdict says how they "
-               "differ and the comparison is context only. 'our setup' says what we ran.")
+        rows.append([ref["what"], ref["published"], ref["source"], _ours_cell(item["values"], item["verdict"]["metric"]),
+                     item["setup"], verdict])
+    caption = ("Published numbers beside ours. A number is scored (inside or outside a band) only where our "
+               "matching runs have the published setup (dataset, epochs, training images, ...) and nothing else "
+               "known makes them incomparable; otherwise the verdict says how they differ and the number is "
+               "context only. Ours is the median over seeds; 'our setup' says what we ran.")
+    if any(band_reasons):
+        caption += " Bands: " + " ".join(f"{r}." for r in band_reasons if r)
     if notes:
         caption += " Notes: " + " ".join(notes)
     return table(caption, ["published setup", "published", "source", "ours", "our setup", "verdict"], rows)
@@ -299,8 +339,9 @@ def references_findings(verdicts: list[dict]) -> list[str]:
     if not verdicts:
         return []
     counts = {k: sum(v["verdict"] == k for v in verdicts) for k in ("inside", "outside", "not scored")}
-    sentences = [f"Published numbers: {counts['inside']} inside their band, {counts['outside']} outside, "
-                 f"{counts['not scored']} not scored (setup not the same as ours, no band, or no finished run)."]
+    sentences = [f"Published numbers: {counts['inside']} reproduced (inside their band), {counts['outside']} "
+                 f"missed (outside), {counts['not scored']} not scored (a setup not the same as ours, no band, "
+                 "or no finished run)."]
     for v in verdicts:
         if v["verdict"] != "not scored":
             sentences.append(f"{v['what']} ({v['source']}): {v['reason']}.")

@@ -24,6 +24,7 @@ from bnlab.params import NOT_APPLICABLE, PARAM_NAMES, search_ref
 from bnlab.provenance import code_version, hardware, library_versions
 from bnlab.report.completeness import run_states
 from bnlab.runfolder import METRICS, read_json
+from bnlab.setting import phrase
 
 
 def setup_rows(study: StudyPlan) -> list[tuple[str, str]]:
@@ -106,6 +107,8 @@ def study_context(study: StudyPlan, results: Path, studies_root: Path, *, failed
         "question": study.question,
         "source": study.source,
         "notes": study.notes,
+        "setting": setting_text(study),
+        "setting_note": study.setting_note,
         "datasets": ", ".join(display_name(d) for d in study.datasets),
         "dataset_source": stats.get("dataset_source", ""),
         "setup": setup_rows(study),
@@ -123,6 +126,23 @@ def study_context(study: StudyPlan, results: Path, studies_root: Path, *, failed
         "reference_verdicts": verdicts,
         "completeness": None,
     }
+
+
+def setting_text(study: StudyPlan) -> str:
+    """The study's scale and where it differs from its seed's stated setting, in a sentence."""
+    if not study.scale:
+        return ""
+    gaps = study.seed_differences()
+    text = f"{study.scale.capitalize()} scale: "
+    if not study.seed_setting:
+        text += "the seed states no setting to compare with."
+    elif gaps:
+        text += "differs from the seed's setting in " + "; ".join(gaps) + "."
+    else:
+        text += "the seed's stated setting (" + ", ".join(phrase(p, v) for p, v in study.seed_setting.items()) + ")."
+    if gaps and study.scale_why:
+        text += f" Why: {study.scale_why}."
+    return text
 
 
 def background_parts(parts, analysis: str) -> list[dict]:
@@ -153,17 +173,17 @@ def merge_expectations(found: list[dict]) -> dict | None:
 
 
 def reference_counts(verdicts: list[dict]) -> dict:
-    """Published numbers over the report: scored (inside / outside a band), and not scored, and why.
+    """Published numbers over the report: reproduced (inside their band), missed (outside), and those that
+    could not be compared, by why (summary.reference_verdict's why_not_scored): our setting at this scale is
+    not the published one, the published setup differs at every scale, no band, no finished run."""
+    from bnlab.analyses.summary import DIFFERENT, NO_BAND, NO_RUN, NOT_COMPARABLE
 
-    summary.reference_verdict says why a number is unscored (why_not_scored): no finished matching run,
-    no band given, or our setup is not the published one.
-    """
     inside = sum(v["verdict"] == "inside" for v in verdicts)
     outside = sum(v["verdict"] == "outside" for v in verdicts)
-    unscored = [v for v in verdicts if v["verdict"] not in ("inside", "outside")]
-    other = sum(v.get("why_not_scored") in ("no run", "no band") for v in unscored)
+    unscored = [v.get("why_not_scored") for v in verdicts if v["verdict"] not in ("inside", "outside")]
     return {"n": len(verdicts), "scored": inside + outside, "inside": inside, "outside": outside,
-            "not_scored": len(unscored), "setup_differs": len(unscored) - other, "other": other}
+            "not_scored": len(unscored), "setting": unscored.count(NOT_COMPARABLE),
+            "different": unscored.count(DIFFERENT), "other": unscored.count(NO_BAND) + unscored.count(NO_RUN)}
 
 
 def scorecard(studies: list[dict]) -> dict | None:
@@ -191,7 +211,9 @@ def appendix_context(plan: Plan, results: Path) -> dict:
         m = read_json(path)
         devices.add(f"{m.get('device')} ({m.get('hardware', {}).get('cpu', '')}"
                     f"{', ' + m['hardware']['gpu'] if m.get('hardware', {}).get('gpu') else ''})")
-        sources[display_name(run.dataset)] = (m.get("dataset_source"), m.get("dataset_checksum"))
+        # each source file: its name, whether it matched the published checksum, its SHA-256 (bnlab.data.checksums)
+        files = [(Path(f["path"]).name, f["status"], f["sha256"]) for f in m.get("dataset_files") or []]
+        sources[display_name(run.dataset)] = (m.get("dataset_source"), m.get("dataset_checksum"), files)
         versions.setdefault(m.get("code_version"), 0)
         versions[m.get("code_version")] += 1
     return {
@@ -223,6 +245,8 @@ def report_context(plan: Plan, results: Path, *, studies_root: Path | None = Non
         "scorecard": scorecard(studies),
         "title": plan.config["report"]["title"],
         "subtitle": plan.config["report"]["subtitle"],
+        "scale_description": plan.config["report"].get("scale_description", ""),
+        "left_out": list((plan.config["report"].get("left_out") or {}).items()),
         "date": dt.date.today().isoformat(),
         "studies": studies,
         # a partial report is made from the runs that finished, and says so
