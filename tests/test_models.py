@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from bnlab.models.layers import PlanarBatchNorm2d
 from bnlab.models import (
     BN_PLACEMENTS,
     INIT_SCHEMES,
@@ -184,7 +185,8 @@ def test_bn_after_every_hidden_layer_only(name, n_hidden, bn):
     n_input = 1 if bn == "input+hidden" else 0
     assert [k for _, _, k in found] == ["input"] * n_input + ["hidden"] * (expected - n_input)
     if bn == "input+hidden":
-        expected_type = nn.BatchNorm1d if name == "mlp" else nn.BatchNorm2d
+        # torch's BN: 1d on the MLP's flat input, 2d (PlanarBatchNorm2d, with its CPU layout shortcut) on images
+        expected_type = nn.BatchNorm1d if name == "mlp" else PlanarBatchNorm2d
         assert type(found[0][1]) is expected_type
         assert found[0][1].num_features == (3 * 32 * 32 if name == "mlp" else 3)
 
@@ -350,3 +352,21 @@ def test_resnet_block_adds_its_input():
     assert torch.equal(block(x), torch.relu(x))
     down = BasicBlock(LayerSpec(bn="hidden"), 4, 8, 2)
     assert isinstance(down.shortcut, nn.Sequential) and down(torch.randn(2, 4, 6, 6)).shape == (2, 8, 3, 3)
+
+
+def test_planar_batch_norm_equals_torchs_in_every_layout():
+    """The CPU layout shortcut changes the order of sums, not the numbers: output, gradients and running
+    statistics as torch's BatchNorm2d, on a channels-last input of few channels (where it applies) and many."""
+    for channels in (4, 32):
+        torch.manual_seed(0)
+        x = torch.randn(16, channels, 7, 7).contiguous(memory_format=torch.channels_last)
+        ours, ref = PlanarBatchNorm2d(channels), nn.BatchNorm2d(channels)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ya, yb = ours(xa), ref(xb)
+        assert ya.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(ya, yb, rtol=1e-5, atol=1e-6)
+        (ya * torch.arange(ya.numel()).view_as(ya).sin()).sum().backward()
+        (yb * torch.arange(yb.numel()).view_as(yb).sin()).sum().backward()
+        torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(ours.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ours.running_var, ref.running_var)

@@ -33,9 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import PlanarBatchNorm2d
+
 ACTIVATION_FUNCTIONS = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid}
-FUSIBLE_LAYERS = (nn.Flatten, nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.Dropout,
-                  *ACTIVATION_FUNCTIONS)
+FUSIBLE_LAYERS = (nn.Flatten, nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, PlanarBatchNorm2d, nn.MaxPool2d,
+                  nn.Dropout, *ACTIVATION_FUNCTIONS)
 
 
 def leaf_layers(model: nn.Module) -> list[nn.Module]:
@@ -116,7 +118,9 @@ class FusedNet(nn.Module):
         for layers in zip(*per_member):
             layer = layers[0]
             tensors = self._fuse_tensors(list(layers)) if isinstance(layer, WEIGHTED) else {}
-            self.ops.append((type(layer).__name__, layer, list(layers), tensors))
+            # a planar BN is torch's BatchNorm2d with a CPU layout shortcut; the fused net runs its own BN
+            kind = "BatchNorm2d" if isinstance(layer, nn.BatchNorm2d) else type(layer).__name__
+            self.ops.append((kind, layer, list(layers), tensors))
         self.flat_input = isinstance(per_member[0][0], nn.Flatten)
         # the layout of a member's image batch when it trains alone (channels-last for conv nets,
         # bnlab/train/tensors.py): its dropout masks on images are drawn in that memory order

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from .bnlab_bn import bnlab_batch_norm
@@ -36,9 +37,34 @@ ACTIVATIONS = tuple(ACTIVATION_LAYERS)
 NormFactory = Callable[[int, int], nn.Module]
 
 
+# Up to this many channels the planar copy pays (bench/bn_layout.py, 1 thread): LeNet-5's first BN (6
+# channels) and the 2-conv CNN's (4); at 16 channels and more (LeNet-5's second BN, the 16-32-64 CNN)
+# torch's channels-last path was as fast or faster (the CNN's step 62 -> 77 ms with all its BNs planar).
+PLANAR_MAX_CHANNELS = 8
+
+
+class PlanarBatchNorm2d(nn.BatchNorm2d):
+    """torch's BatchNorm2d, computed on a planar (NCHW-contiguous) copy of a channels-last input on the CPU.
+
+    Conv nets train in channels-last layout on the CPU (bnlab/train/tensors.py: convolutions and
+    pooling are faster there), but torch's CPU batch norm is slower on channels-last tensors than on
+    planar ones when there are few channels; the two copies cost less than the difference.
+    bench/bn_layout.py measures it (2-core AMD EPYC, batch 128, 1 thread): a LeNet-5 training step
+    35.6 -> 29.6 ms, the 2-conv CNN's 24.3 -> 14.3 ms, the 16-32-64 CNN's unchanged. Same parameters,
+    buffers and statistics (the same sums, in another order); the output is channels-last again, and
+    on a GPU (cuDNN is fast in channels-last) nothing changes.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.num_features <= PLANAR_MAX_CHANNELS and x.device.type == "cpu" and x.dim() == 4 \
+                and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
+
+
 def torch_batch_norm(num_features: int, dims: int) -> nn.Module:
     """PyTorch's BatchNorm1d/2d with its defaults (eps 1e-5, momentum 0.1)."""
-    return nn.BatchNorm1d(num_features) if dims == 1 else nn.BatchNorm2d(num_features)
+    return nn.BatchNorm1d(num_features) if dims == 1 else PlanarBatchNorm2d(num_features)
 
 
 # "bnlab": bnlab's own BN with a hand-written backward (models/bnlab_bn.py).
