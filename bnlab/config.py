@@ -621,10 +621,10 @@ def _expectation(study: StudyPlan, entry: dict, where: list) -> dict:
 def validate_config(config: dict) -> dict:
     """Validated copy of the config with every default filled in; a scaled config's studies written out
     from the library first (bnlab.studies.compose)."""
-    from bnlab.studies import LibraryError, compose
+    from bnlab.studies import LibraryError, compose, shrink
 
     try:
-        cfg = copy.deepcopy(compose(config))
+        cfg = copy.deepcopy(shrink(compose(config)))
     except LibraryError as err:
         raise ConfigError(str(err)) from None
     root = load_schema()

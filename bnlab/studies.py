@@ -316,3 +316,92 @@ def compose(config: dict, available=None) -> dict:
         report.pop("left_out", None)
     cfg["report"] = report
     return cfg
+
+
+# ------------------------------------------------------------------ toy size
+STEP_INTERVALS = ("probe_every", "ics_every", "batch_growth_every")  # in optimizer steps: shrunk so they fire
+
+
+def shrink(config: dict) -> dict:
+    """A config's studies at toy size (`shrink: {train_images, epochs, seeds}`): every run on at most
+    `train_images` images, the first `seeds` seeds, epochs scaled so a study's shortest length becomes
+    `epochs` (longer cells stay longer and apart: 15 and 45 -> 1 and 3), half cycles alike, step
+    intervals of probes, ICS and batch growth at most 2 steps and the largest batch at most 256, so that
+    every model, instrument and analysis of an expensive scale runs in minutes (a test, or a first look at
+    a config before paying for it). The science is untouched; the report says it is a toy."""
+    toy = config.get("shrink")
+    if not toy:
+        return config
+    cfg = copy.deepcopy(config)
+    images, target, n_seeds = int(toy.get("train_images", 300)), int(toy.get("epochs", 1)), int(toy.get("seeds", 1))
+    defaults = cfg.get("defaults") or {}
+    for study in (cfg.get("studies") or {}).values():
+        if study.get("kind", "train") != "train":
+            continue
+        found = []
+        _walk_params(study, lambda key, value: found.append(int(value)) if key == "epochs" else None)
+        fixed = study.setdefault("fixed", {})
+        base = min(found + ([int(defaults.get("epochs", 10))] if "epochs" not in fixed else []))
+
+        def scaled(key, value):
+            if key in ("epochs", "lr_period") and _is_number(value):
+                return max(1, -(-int(float(value)) * target // base))  # ceil: a longer cell stays longer
+            if key in STEP_INTERVALS and _is_number(value) and int(value) > 0:
+                return min(int(value), 2)
+            if key == "batch_growth_max" and _is_number(value):
+                return min(int(value), 256)
+            return value
+
+        for key in ("fixed", "grid", "exclude"):
+            if key in study:
+                study[key] = _map_params(study[key], scaled)
+        for _, entry, key in _selector_places(study):
+            entry[key] = _map_params(entry[key], scaled)
+        fixed = study["fixed"]
+        fixed["train_subset"] = min(int(fixed.get("train_subset") or images), images) or images
+        if "epochs" not in fixed and not _in_grid(study, "epochs"):
+            fixed["epochs"] = scaled("epochs", defaults.get("epochs", 10))
+        study["seeds"] = list(study.get("seeds") or [0])[:n_seeds]
+    report = dict(cfg.get("report") or {})
+    report["subtitle"] = (f"TOY SIZE (shrink: {images} training images, {target} epoch(s) for the shortest "
+                          f"cell, {n_seeds} seed(s)): a check that everything runs, not a result. "
+                          + report.get("subtitle", "")).strip()
+    cfg["report"] = report
+    cfg.pop("shrink")
+    return cfg
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+        return not isinstance(value, bool)
+    except (TypeError, ValueError):
+        return False
+
+
+def _in_grid(study: dict, param: str) -> bool:
+    grids = study.get("grid") or {}
+    return any(param in g for g in (grids if isinstance(grids, list) else [grids]))
+
+
+def _walk_params(study: dict, visit) -> None:
+    def walk(value, key=None):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, key)
+        elif key is not None:
+            visit(key, value)
+
+    for key in ("fixed", "grid"):
+        walk(study.get(key) or {})
+
+
+def _map_params(value, fn, key=None):
+    if isinstance(value, dict):
+        return {k: _map_params(v, fn, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_params(v, fn, key) for v in value]
+    return fn(key, value) if key is not None else value
