@@ -180,6 +180,16 @@ def run_cost(run: RunSpec, config_data: Mapping) -> RunCost:
                    extra_samples=extra, macs=arch.macs, pass_batch=pass_batch)
 
 
+def size_rank(run: RunSpec, config_data: Mapping) -> int:
+    """0..999, growing with the run's floating-point work (10 log2 of its GFLOPs): the workflow starts the
+    bigger runs first among those equally ready, so the last jobs to start are short ones and no job slot
+    sits idle while one long run finishes alone (longest processing time first)."""
+    import math
+
+    gflops = run_cost(run, config_data).flops / 1e9
+    return max(0, min(999, int(10 * math.log2(gflops)) + 1)) if gflops >= 1 else 0
+
+
 # ----------------------------------------------------------------------- the plan
 
 

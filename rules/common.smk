@@ -7,6 +7,7 @@ from bnlab.analyses import get_analysis, list_analyses
 from bnlab.analyses.registry import needs_of
 from bnlab.analyses.runner import plan_extra
 from bnlab.config import ConfigError
+from bnlab.cost import size_rank
 from bnlab.fusion import fused_groups, fusion_policy
 from bnlab.workflow import analysis_code, code_files, load_plan, report_code
 from bnlab.runfolder import OUTPUT_FILES
@@ -44,9 +45,12 @@ wildcard_constraints:
 # The runs whose outcome other runs train with (range tests, earlier search stages), then those
 # runs, come first: they are the workflow's critical path (range test -> lr_picks -> runs at the
 # picked rates; search stage -> search_picks -> next stage), and left to chance they end up last,
-# training alone on one core while the other idles.
+# training alone on one core while the other idles. Within each of these stages the bigger runs go
+# first (bnlab.cost.size_rank), so the tail of the workflow is short runs, not one long one alone.
 PICK_SOURCE_RUNS = {r.relative_dir() for study in {s for r in PLAN.runs for s in r.source_studies}
                     for r in PLAN.studies[study].runs}
+PICKS_PRIORITY = 3000  # lr_picks and search_picks: above every training run, the next stage waits for them
+SIZE_RANKS = {}  # run folder -> bnlab.cost.size_rank (the priority is asked for again and again)
 
 
 def spec_of(wildcards):
@@ -54,7 +58,11 @@ def spec_of(wildcards):
 
 
 def run_priority(spec):
-    return 2 if spec.relative_dir() in PICK_SOURCE_RUNS else 1 if spec.source_studies else 0
+    key = spec.relative_dir()
+    stage = 2 if key in PICK_SOURCE_RUNS else 1 if spec.source_studies else 0
+    if key not in SIZE_RANKS:
+        SIZE_RANKS[key] = size_rank(spec, PLAN.config["data"])
+    return 1000 * stage + SIZE_RANKS[key]
 
 
 def train_priority(wildcards):

@@ -45,7 +45,7 @@ rule lr_picks:
         # the runs alone: a new study title must not rewrite the picks (and so retrain their users)
         runs=lambda wc: PLAN.studies[wc.study].runs,
         run_root=f"{R}/runs",
-    priority: 2  # on the critical path: runs at the picked rates wait for it
+    priority: PICKS_PRIORITY  # on the critical path: runs at the picked rates wait for it
     localrule: True
     conda:
         "../envs/bnlab.yaml"
@@ -67,7 +67,7 @@ rule search_picks:
     params:
         runs=lambda wc: PLAN.studies[wc.study].runs,
         run_root=f"{R}/runs",
-    priority: 2  # on the critical path: the next stage waits for it
+    priority: PICKS_PRIORITY  # on the critical path: the next stage waits for it
     localrule: True
     conda:
         "../envs/bnlab.yaml"
