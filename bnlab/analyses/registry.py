@@ -142,14 +142,17 @@ def figure(file: str, caption: str) -> dict:
 
 
 def table(caption: str, header: list[str], rows: list[list], diverged: list[bool] | None = None,
-          text: bool = False) -> dict:
+          text: bool = False, notes: list[str] | None = None) -> dict:
     """A table part; `diverged` marks rows the report shows as diverged; `text`: cells are sentences,
-    set left-aligned (numbers are right-aligned)."""
+    set left-aligned (numbers are right-aligned); `notes`: sentences printed under the table, for what
+    several rows share (a long caption would part from its table at a page break)."""
     marks = diverged or [False] * len(rows)
     out = {"caption": caption, "header": list(header),
            "rows": [{"cells": [str(c) for c in row], "diverged": bool(d)} for row, d in zip(rows, marks)]}
     if text:
         out["text"] = True
+    if notes:
+        out["notes"] = [str(n) for n in notes]
     return out
 
 

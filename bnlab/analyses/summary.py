@@ -198,12 +198,13 @@ _LOSS_METRICS = ("final_train_loss", "final_val_loss", "final_test_loss")
 
 
 def metric_text(metric: str, x) -> str:
-    """A value of `metric` as the reference table shows it: '99.1%', '7.76 s', '0.345'."""
+    """A value of `metric` as the reference table shows it: '99.16%' (two decimals, as the seeds print
+    their accuracies), '7.76 s', '0.345'."""
     if metric in _SECONDS_METRICS:
         return f"{fmt_num(x, 3)} s"
     if metric in _LOSS_METRICS:
         return fmt_loss(x)
-    return f"{fmt_pct(x)}%"
+    return f"{100 * x:.2f}%"
 
 
 # Why a published number is not scored (reference_verdict's "why_not_scored"; the title page counts them):
@@ -220,7 +221,7 @@ def _gap_text(metric: str, ours: float, band: list[float]) -> str:
         return f"{fmt_num(gap, 3)} s {side}"
     if metric in _LOSS_METRICS:
         return f"{fmt_loss(gap)} {side}"
-    return f"{100 * gap:.1f} points {side}"
+    return f"{100 * gap:.2f} points {side}"
 
 
 def reference_verdict(ref: dict, values: list[float], setting_gaps: list[str]) -> dict:
@@ -256,10 +257,9 @@ def reference_verdict(ref: dict, values: list[float], setting_gaps: list[str]) -
         else:
             gap = _gap_text(metric, ours, band)
             reason = f"ours {metric_text(metric, ours)} is {gap} the band {span}"
-            if (ref.get("caveat") or "").strip():
-                reason += f"; what may differ: {ref['caveat'].strip()}"
+    caveat = (ref.get("caveat") or "").strip() if verdict == "outside" else ""  # what may explain a miss
     return {"what": ref["what"], "verdict": verdict, "why_not_scored": why, "ours": ours, "band": band,
-            "reason": reason, "gap": gap, "metric": metric, "published": ref["published"],
+            "reason": reason, "gap": gap, "caveat": caveat, "metric": metric, "published": ref["published"],
             "source": ref["source"], "n_runs": len(values)}
 
 
@@ -287,14 +287,22 @@ def reference_rows(study, runs: pd.DataFrame) -> list[dict]:
 
 
 def _verdict_cells(verdicts: list[dict]) -> tuple[list[str], list[str]]:
-    """The verdict column, and notes for reasons that several rows share (said once, not in every row)."""
-    reasons = [v["reason"] for v in verdicts if v["verdict"] == "not scored"]
-    shared = list(dict.fromkeys(r for r in reasons if reasons.count(r) > 1))
-    marks = {reason: chr(ord("a") + i) if i < 26 else str(i + 1) for i, reason in enumerate(shared)}
-    cells = [v["reason"] if v["verdict"] != "not scored"
-             else f"not scored: see note ({marks[v['reason']]})" if v["reason"] in marks
-             else f"not scored: {v['reason']}" for v in verdicts]
-    return cells, [f"({marks[r]}) {r}." for r in shared]
+    """The verdict column, and notes for what several rows share (said once, under the table): the
+    reasons of numbers not scored, and what may explain a miss (the source's unstated settings)."""
+    texts = [v["reason"] for v in verdicts if v["verdict"] == "not scored"] + [v["caveat"] for v in verdicts if v.get("caveat")]
+    shared = list(dict.fromkeys(t for t in texts if texts.count(t) > 1))
+    marks = {text: chr(ord("a") + i) if i < 26 else str(i + 1) for i, text in enumerate(shared)}
+    cells = []
+    for v in verdicts:
+        if v["verdict"] == "not scored":
+            cells.append(f"not scored: see note ({marks[v['reason']]})" if v["reason"] in marks
+                         else f"not scored: {v['reason']}")
+        elif v.get("caveat"):
+            what = f"note ({marks[v['caveat']]})" if v["caveat"] in marks else v["caveat"]
+            cells.append(f"{v['reason']}; what may differ: {what}")
+        else:
+            cells.append(v["reason"])
+    return cells, [f"({marks[t]}) {t[0].upper() + t[1:]}." for t in shared]
 
 
 def _ours_cell(values: list[float], metric: str) -> str:
@@ -323,15 +331,13 @@ def references_table(study, runs: pd.DataFrame) -> dict | None:
         ref = item["ref"]
         rows.append([ref["what"], ref["published"], ref["source"], _ours_cell(item["values"], item["verdict"]["metric"]),
                      item["setup"], verdict])
-    caption = ("Published numbers beside ours. A number is scored (inside or outside a band) only where our "
-               "matching runs have the published setup (dataset, epochs, training images, ...) and nothing else "
-               "known makes them incomparable; otherwise the verdict says how they differ and the number is "
-               "context only. Ours is the median over seeds; 'our setup' says what we ran.")
-    if any(band_reasons):
-        caption += " Bands: " + " ".join(f"{r}." for r in band_reasons if r)
-    if notes:
-        caption += " Notes: " + " ".join(notes)
-    return table(caption, ["published setup", "published", "source", "ours", "our setup", "verdict"], rows)
+    caption = ("Published numbers beside ours: reproduced where ours lies inside the band, missed where not. "
+               "A number is scored only where our matching runs have the published setup (dataset, epochs, "
+               "training images) and nothing else known makes them incomparable; otherwise it is context. Ours "
+               "is the median over seeds, each run's value after it.")
+    notes = [f"Band: {r[0].upper() + r[1:]}." for r in band_reasons if r] + notes
+    return table(caption, ["published setup", "published", "source", "ours", "our setup", "verdict"], rows,
+                 text=True, notes=notes)
 
 
 def references_findings(verdicts: list[dict]) -> list[str]:

@@ -246,7 +246,7 @@ def report_context(plan: Plan, results: Path, *, studies_root: Path | None = Non
         "title": plan.config["report"]["title"],
         "subtitle": plan.config["report"]["subtitle"],
         "scale_description": plan.config["report"].get("scale_description", ""),
-        "left_out": list((plan.config["report"].get("left_out") or {}).items()),
+        "left_out": left_out_by_reason(plan.config["report"].get("left_out") or {}),
         "date": dt.date.today().isoformat(),
         "studies": studies,
         # a partial report is made from the runs that finished, and says so
@@ -256,6 +256,14 @@ def report_context(plan: Plan, results: Path, *, studies_root: Path | None = Non
         "incomplete": incomplete,
         "appendix": appendix_context(plan, results),
     }
+
+
+def left_out_by_reason(left_out: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """The library's studies a report leaves out, grouped by why: [(reason, [study, ...]), ...]."""
+    groups: dict[str, list[str]] = {}
+    for name, why in left_out.items():
+        groups.setdefault(why, []).append(name)
+    return list(groups.items())
 
 
 def completeness_table(study: StudyPlan, results: Path) -> dict | None:
