@@ -31,12 +31,14 @@ onsuccess:
     from bnlab import warm
 
     warm.stop(WARM_SERVER.pop("proc", None))
+    stop_rescheduling_timers()
 
 
 onerror:
     from bnlab import warm
 
     warm.stop(WARM_SERVER.pop("proc", None))
+    stop_rescheduling_timers()
 
 
 rule all:

@@ -186,7 +186,12 @@ def size_rank(run: RunSpec, config_data: Mapping) -> int:
     sits idle while one long run finishes alone (longest processing time first)."""
     import math
 
-    gflops = run_cost(run, config_data).flops / 1e9
+    try:
+        gflops = run_cost(run, config_data).flops / 1e9
+    except ValueError:
+        # a run its trainer will refuse (say, a memory cap too small for 2 samples): it still gets its
+        # job, last, so that the refusal is reported as that run's failure rather than the workflow's
+        return 0
     return max(0, min(999, int(10 * math.log2(gflops)) + 1)) if gflops >= 1 else 0
 
 

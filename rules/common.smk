@@ -129,3 +129,14 @@ WARM_SERVER = {}  # its process, while the workflow runs
 def warm_server_wanted():
     in_conda_env = any(m.name == "CONDA" for m in workflow.deployment_settings.deployment_method)
     return EXEC["warm_server"] and workflow.is_main_process and workflow.local_exec and not in_conda_env
+
+
+def stop_rescheduling_timers():
+    """Cancel the scheduler's pending re-evaluation timers (threading.Timer, its only use of them), so
+    that the process exits now rather than when the last one fires (profiles/default says why they are
+    long)."""
+    import threading
+
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()

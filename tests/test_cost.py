@@ -91,6 +91,17 @@ def test_probes_and_ics_add_extra_passes(make_spec):
     assert shifted.extra_flops == 6 * shifted.macs * shifted.extra_samples
 
 
+def test_size_rank_grows_with_the_work_and_ranks_a_run_the_trainer_refuses_last(make_spec):
+    small, big = make_spec(epochs=1), make_spec(epochs=64, widths=[1024, 1024])
+    assert cost.size_rank(small, DATA) < cost.size_rank(big, DATA)
+    # a memory cap too small for 2 samples: the cost model cannot size it and the trainer will refuse it;
+    # the workflow must still schedule it (its job reports the refusal), not fail to build the DAG
+    refused = make_spec(batch_growth_every=2, batch_growth_max=128, batch_mem_mb=1e-6)
+    with pytest.raises(ValueError, match="batch_mem_mb"):
+        run_cost(refused, DATA)
+    assert cost.size_rank(refused, DATA) == 0
+
+
 def test_plan_counts_shared_runs_once():
     config = load_config("config/smoke.yaml")
     config["studies"]["again"] = {**config["studies"]["smoke_bn"], "title": "the same cells again"}

@@ -36,6 +36,19 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "res").exists()  # nothing was run
 
 
+def test_snakemake_exits_when_the_workflow_ends_despite_the_profiles_long_rate_limit_timers(tmp_path):
+    # the default profile's timespan is long (so that the scheduler does not re-plan many times a second);
+    # each scheduling round leaves a non-daemon timer of that length, which the Snakefile cancels at the
+    # end: without that the process would wait ten minutes before exiting, past this call's timeout
+    profile = yaml.safe_load((ROOT / "profiles/default/config.yaml").read_text())
+    assert profile["max-jobs-per-timespan"] == "1000/10m"
+    results = tmp_path / "res"
+    out = snakemake(f"{results}/data/digits.pt", "--cores", "1", "--configfile", "config/smoke.yaml",
+                    "--config", f"results={results}", timeout=240)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert (results / "data" / "digits.pt").exists()
+
+
 @pytest.mark.slow
 def test_smoke_config_builds_the_report(tmp_path):
     results = tmp_path / "res"

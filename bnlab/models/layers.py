@@ -50,7 +50,7 @@ class PlanarBatchNorm2d(nn.BatchNorm2d):
     pooling are faster there), but torch's CPU batch norm is slower on channels-last tensors than on
     planar ones when there are few channels; the two copies cost less than the difference.
     bench/bn_layout.py measures it (2-core AMD EPYC, batch 128, 1 thread): a LeNet-5 training step
-    35.6 -> 29.6 ms, the 2-conv CNN's 24.3 -> 14.3 ms, the 16-32-64 CNN's unchanged. Same parameters,
+    40.0 -> 32.8 ms, the 2-conv CNN's 24.9 -> 14.8 ms, the 16-32-64 CNN's unchanged. Same parameters,
     buffers and statistics (the same sums, in another order); the output is channels-last again, and
     on a GPU (cuDNN is fast in channels-last) nothing changes.
     """
