@@ -170,6 +170,7 @@ class StudyPlan:
     # from the seed, the seed's stated setting (canonical text), and a dataset fallback's note
     scale: str = ""
     scale_why: str = ""
+    seeds_at_scales: dict[str, int] = field(default_factory=dict)  # library studies: seeds per scale
     seed_setting: dict[str, str] = field(default_factory=dict)
     setting_note: str = ""
     options: dict = field(default_factory=dict)  # a kind's options (gradcheck: its dataset)
@@ -278,7 +279,7 @@ def config_hash(config: dict) -> str:
 
 
 # Numbers of an `expect:` entry (YAML reads 1e-6 as text, as with run parameters).
-EXPECT_NUMBERS = ("value", "margin", "tolerance", "decisive")
+EXPECT_NUMBERS = ("value", "margin", "tolerance")
 
 
 def _coerce_numbers(params: dict, keys=NUMERIC_PARAMS) -> dict:
@@ -569,6 +570,7 @@ def _setting(study: dict, where: list) -> dict:
     for key, value in study["seed_setting"].items():
         _check_param(key, value, where + ["seed_setting", key])
     return {"scale": study.get("scale", ""), "scale_why": study["scale_why"],
+            "seeds_at_scales": dict(study["seeds_at_scales"]),
             "seed_setting": _canonical_partial(study["seed_setting"]), "setting_note": study["setting_note"]}
 
 

@@ -169,6 +169,8 @@ def apply_scale(name: str, study: dict, scale: str) -> dict:
     study = copy.deepcopy(study)
     overlays = study.pop("scales", None) or {}
     overlay = overlays.get(scale) or {}
+    study["seeds_at_scales"] = {name: len((over or {}).get("seeds", study.get("seeds", [0])))
+                                for name, over in overlays.items()}
     _check_overlay(name, scale, overlay)
     variables = overlay.get("vars") or {}
     where = f"studies.{name}"

@@ -25,7 +25,7 @@ def study_with(compare, seeds=(0, 1), grid=None):
 PAIR = [{"name": "BN against none", "a": {"bn": "hidden"}, "b": {"bn": "none"}}]
 
 
-def write_runs(root, study, values, diverged=()):
+def write_runs(root, study, values, diverged=(), rising=()):
     """A run folder per run: config.json, history.parquet and metrics.json.
 
     values: {(bn, seed): (train_acc, test_acc, train_loss, test_loss)}; runs in `diverged` ((bn, seed))
@@ -35,9 +35,11 @@ def write_runs(root, study, values, diverged=()):
         train_acc, test_acc, train_loss, test_loss = values[(run.bn, run.seed)]
         status = "diverged" if (run.bn, run.seed) in diverged else "ok"
         write_json(folder / CONFIG, run.as_strings())
+        # a flat curve, or for runs in `rising` one still gaining 2 points per epoch at its end
+        slope = 0.02 if (run.bn, run.seed) in rising else 0.0
         write_parquet(folder / HISTORY, pd.DataFrame(
-            [{"step": s, "epoch": s / 10, "split": split, "loss": test_loss, "acc": test_acc}
-             for s in (0, 10) for split in ("train", "val")]))
+            [{"step": s, "epoch": s / 10, "split": split, "loss": test_loss, "acc": test_acc - slope * (2 - s / 10)}
+             for s in (0, 10, 20) for split in ("train", "val")]))
         write_json(folder / METRICS, {
             "status": status, "steps": 10, "train_seconds": 1.0, "best_val_acc": test_acc,
             "final_train_acc": train_acc, "final_test_acc": test_acc,
@@ -45,64 +47,118 @@ def write_runs(root, study, values, diverged=()):
             "final_test_loss": test_loss})
 
 
-def compare(tmp_path, study, values, diverged=()):
-    write_runs(tmp_path, study, values, diverged)
+def compare(tmp_path, study, values, diverged=(), rising=()):
+    write_runs(tmp_path, study, values, diverged, rising)
     run_analysis(study, "summary", results=tmp_path)
     return run_analysis(study, "comparisons", results=tmp_path)
 
 
-def test_a_clearly_higher_over_two_seeds(tmp_path):
-    study = study_with(PAIR)
+def t_half_width(diffs):
+    """Half-width of the 95% paired t-interval, computed here from its textbook formula."""
+    from scipy import stats
+    d = pd.Series(diffs)
+    return stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+
+
+# (train_acc, test_acc, train_loss, test_loss) per (bn, seed): BN about 5 points higher in every seed
+CLEAR = {("hidden", 0): (0.95, 0.90, 0.20, 0.30), ("hidden", 1): (0.97, 0.92, 0.18, 0.28),
+         ("hidden", 2): (0.96, 0.91, 0.19, 0.29),
+         ("none", 0): (0.90, 0.85, 0.30, 0.40), ("none", 1): (0.91, 0.86, 0.29, 0.39),
+         ("none", 2): (0.90, 0.855, 0.29, 0.395)}
+
+
+def test_a_clearly_higher_over_three_seeds(tmp_path):
+    study = study_with(PAIR, seeds=(0, 1, 2))
     assert study.analyses[-1] == "comparisons"  # added for the compare: key
-    values = {("hidden", 0): (0.95, 0.90, 0.20, 0.30), ("hidden", 1): (0.97, 0.92, 0.18, 0.28),
-              ("none", 0): (0.90, 0.85, 0.30, 0.40), ("none", 1): (0.91, 0.86, 0.29, 0.39)}
-    frag = compare(tmp_path, study, values)
+    frag = compare(tmp_path, study, CLEAR)
     (c,) = frag["stats"]["comparisons"]
     assert c["name"] == "BN against none" and c["a"] == {"bn": "hidden"} and c["b"] == {"bn": "none"}
     assert c["a_label"] == "bn=hidden" and c["b_label"] == "bn=none"
     test = c["metrics"]["final_test_acc"]
+    diffs = [0.05, 0.06, 0.055]
     assert test["a"] == pytest.approx(0.91) and test["b"] == pytest.approx(0.855)
-    assert test["diff"] == pytest.approx(0.055) and test["seeds"] == 2
-    assert test["interval"] == pytest.approx([0.05, 0.06])  # two seeds: the range of the two differences
-    assert test["interval"][0] > 0 and test["direction"] == "higher"
-    assert c["metrics"]["final_train_acc"]["interval"] == pytest.approx([0.05, 0.06])
+    assert test["diff"] == pytest.approx(0.055) and test["seeds"] == 3 and test["diffs"] == pytest.approx(diffs)
+    half = t_half_width(diffs)  # 4.30 x 0.005 / sqrt(3) = 0.0124: wider than the range of the differences
+    assert test["interval"] == pytest.approx([0.055 - half, 0.055 + half])
+    assert test["interval"][0] < 0.05 and test["direction"] == "higher"
     assert c["metrics"]["final_test_loss"]["direction"] == "lower"
-    assert c["metrics"]["final_test_loss"]["interval"] == pytest.approx([-0.11, -0.10])
     (sentence,) = frag["findings"]
+    lo, hi = (100 * (0.055 - half), 100 * (0.055 + half))
     assert sentence.startswith("BN against none (bn=hidden vs bn=none): test accuracy 91.0% vs 85.5%, +5.5 points "
-                               "(2 seeds, 95% interval [+5.0,\u00a0+6.0]): higher; train accuracy 96.0% vs 90.5%")
-    assert "test loss 0.290 vs 0.395, -0.105 (2 seeds, 95% interval [-0.110,\u00a0-0.100]): lower" in sentence
+                               f"(3 seeds, 95% interval [{lo:+.1f},\u00a0{hi:+.1f}]): higher; train accuracy")
     assert "no clear" not in sentence and "diverged" not in sentence
     # the files the fragment is built from
     out = tmp_path / "studies" / "s" / "comparisons"
     long = pd.read_csv(out / "comparisons.csv")
     assert {"comparison", "metric", "seed", "a", "b", "diff"} <= set(long.columns)
-    assert len(long) == 4 * 2 and set(long.metric) == set(METRIC_NAMES)
+    assert len(long) == 4 * 3 and set(long.metric) == set(METRIC_NAMES)
     row = long[(long.metric == "final_test_acc") & (long.seed == 1)].iloc[0]
     assert (row.a, row.b, row["diff"]) == pytest.approx((0.92, 0.86, 0.06))
     numbers = frag["tables"][1]
     assert numbers["header"] == ["comparison", "metric", "a", "b", "a - b", "95% interval", "seeds"]
     assert numbers["rows"][0]["cells"] == ["BN against none", "test acc %", "91.0", "85.5", "+5.5",
-                                           "[+5.0,\u00a0+6.0] higher", "2"]
-    assert "percentile bootstrap of the mean paired difference" in numbers["caption"]
-    assert "range of the two differences" in numbers["caption"]
-    assert frag["tables"][0]["rows"][0]["cells"] == ["BN against none", "bn=hidden", "bn=none", "2/2", "2/2"]
+                                           f"[{lo:+.1f},\u00a0{hi:+.1f}] higher", "3"]
+    assert "paired t-interval" in numbers["caption"] and "at least 3" in numbers["caption"]
+    assert frag["tables"][0]["rows"][0]["cells"] == ["BN against none", "bn=hidden", "bn=none", "3/3", "3/3"]
+
+
+def test_a_pair_with_a_run_still_training_is_not_called_until_it_is_flat(tmp_path):
+    study = study_with(PAIR, seeds=(0, 1, 2))
+    rising = compare(tmp_path / "rising", study, CLEAR, rising={("none", 2)})
+    c = rising["stats"]["comparisons"][0]
+    assert c["still_training"] == ["bn=none seed 2: +2.0 points/epoch at epoch 2"]
+    assert {m["direction"] for m in c["metrics"].values()} == {"not called: still training"}
+    sentence = rising["findings"][0]
+    assert "higher" not in sentence and sentence.endswith(
+        "Still training: 1 run rose faster than 0.5 points per epoch over their last 3 validation points "
+        "(bn=none seed 2: +2.0 points/epoch at epoch 2).")
+    flat = compare(tmp_path / "flat", study, CLEAR)
+    assert flat["stats"]["comparisons"][0]["metrics"]["final_test_acc"]["direction"] == "higher"
+
+
+def test_two_seeds_that_agree_are_not_called_and_a_third_decides(tmp_path):
+    two = compare(tmp_path / "two", study_with(PAIR, seeds=(0, 1)), CLEAR)
+    test = two["stats"]["comparisons"][0]["metrics"]["final_test_acc"]
+    assert test["seeds"] == 2 and test["interval"] is None and test["direction"] == "seeds agree in sign"
+    sentence = two["findings"][0]
+    assert "+5.5 points (2 seeds: +5.0 and +6.0, seeds agree in sign; no direction from fewer than 3)" in sentence
+    assert "higher" not in sentence and "interval" not in sentence
+    assert sentence.endswith(" Not called: this study runs 2 seeds per cell: give it 3 or more to decide it.")
+    assert two["tables"][1]["rows"][0]["cells"][5] == "no interval: +5.0 and +6.0, seeds agree in sign"
+    # the same effect with a third seed: called
+    three = compare(tmp_path / "three", study_with(PAIR, seeds=(0, 1, 2)), CLEAR)
+    assert three["stats"]["comparisons"][0]["metrics"]["final_test_acc"]["direction"] == "higher"
 
 
 def test_seeds_that_disagree_give_no_clear_difference(tmp_path):
-    study = study_with(PAIR)
+    study = study_with(PAIR, seeds=(0, 1, 2))
     values = {("hidden", 0): (0.95, 0.90, 0.20, 0.30), ("hidden", 1): (0.90, 0.86, 0.30, 0.40),
-              ("none", 0): (0.90, 0.86, 0.25, 0.35), ("none", 1): (0.92, 0.88, 0.25, 0.35)}
+              ("hidden", 2): (0.92, 0.88, 0.25, 0.36),
+              ("none", 0): (0.90, 0.86, 0.25, 0.35), ("none", 1): (0.92, 0.88, 0.25, 0.35),
+              ("none", 2): (0.91, 0.87, 0.24, 0.35)}
     frag = compare(tmp_path, study, values)
     metrics = frag["stats"]["comparisons"][0]["metrics"]
     test = metrics["final_test_acc"]
-    assert test["interval"] == pytest.approx([-0.02, 0.04])  # +4 and -2 points: a positive mean, not called
+    assert test["diffs"] == pytest.approx([0.04, -0.02, 0.01])  # a positive mean, not called
+    assert test["interval"][0] < 0 < test["interval"][1]
     assert test["direction"] == "no clear difference" and test["diff"] == pytest.approx(0.01)
     assert {m["direction"] for m in metrics.values()} == {"no clear difference"}
     sentence = frag["findings"][0]
-    assert "test accuracy 88.0% vs 87.0%, +1.0 points (2 seeds, 95% interval [-2.0,\u00a0+4.0]): no clear difference" \
-        in sentence
+    assert "test accuracy 88.0% vs 87.0%, +1.0 points (3 seeds, 95% interval [" in sentence
     assert "higher" not in sentence and "lower" not in sentence
+
+
+def test_identical_differences_are_said_so_not_printed_as_an_interval(tmp_path):
+    study = study_with(PAIR, seeds=(0, 1, 2))
+    values = {("hidden", s): (0.95, 0.90, 0.20, 0.30) for s in range(3)}
+    values |= {("none", s): (0.95, 0.85, 0.20, 0.30) for s in range(3)}
+    frag = compare(tmp_path, study, values)
+    test = frag["stats"]["comparisons"][0]["metrics"]["final_test_acc"]
+    assert test["interval"] == pytest.approx([0.05, 0.05]) and test["direction"] == "higher"
+    sentence = frag["findings"][0]
+    assert "+5.0 points (the same in all 3 seeds): higher" in sentence
+    assert "[+5.0,\u00a0+5.0]" not in sentence
+    assert frag["tables"][1]["rows"][0]["cells"][5] == "same in every seed: higher"
 
 
 def test_one_seed_states_the_difference_without_calling_it(tmp_path):
@@ -139,9 +195,9 @@ def test_a_diverged_run_is_left_out_and_reported(tmp_path):
     assert c["a_diverged"] == 1 and c["a_runs"] == 3 and c["b_diverged"] == 0
     test = c["metrics"]["final_test_acc"]
     assert test["seeds"] == 2 and test["a"] == pytest.approx(0.905) and test["b"] == pytest.approx(0.86)
-    assert test["interval"] == pytest.approx([0.04, 0.05]) and test["direction"] == "higher"
+    assert test["interval"] is None and test["direction"] == "seeds agree in sign"  # 2 paired: not called
     sentence = frag["findings"][0]
-    assert "a diverged in 1/3 runs (seed 2)" in sentence and "+4.5 points (2 seeds" in sentence
+    assert "a diverged in 1/3 runs (seed 2)" in sentence and "+4.5 points (2 seeds: +5.0 and +4.0" in sentence
     long = pd.read_csv(tmp_path / "studies" / "s" / "comparisons" / "comparisons.csv")
     left = long[(long.seed == 2) & (long.metric == "final_test_acc")].iloc[0]
     assert math.isnan(left.a) and math.isnan(left["diff"]) and left.a_status == "diverged"

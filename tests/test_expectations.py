@@ -24,7 +24,7 @@ def write_summary(tmp_path, study, acc, status=None, curve=None):
     """runs.csv and curves.parquet as the summary analysis writes them.
 
     acc: {(bn, seed): best/final accuracy}; status: {(bn, seed): "diverged"}; curve: {(bn, seed): [val acc per
-    evaluation]} (steps 0, 10, 20, ...).
+    evaluation]} (steps 0, 10, 20, ..., one per epoch).
     """
     out = tmp_path / "studies" / study.name / "summary"
     out.mkdir(parents=True)
@@ -36,9 +36,10 @@ def write_summary(tmp_path, study, acc, status=None, curve=None):
         runs.append({"label": study.label(r), "seed": r.seed, "bn": r.bn, "status": st,
                      "diverged_step": 30 if st != "ok" else None, "best_val_acc": a, "final_test_acc": a,
                      "final_train_acc": None if a is None else min(1.0, a + 0.05), "run_dir": r.relative_dir()})
-        for i, v in enumerate((curve or {}).get(key, [0.1, a or 0.1])):
-            curves.append({"label": study.label(r), "seed": r.seed, "split": "val", "step": 10 * i, "acc": v,
-                           "train_seconds": float(i), "status": st})
+        # by default a curve that rose and levelled off: finished training (evidence.still_training)
+        for i, v in enumerate((curve or {}).get(key, [0.1, a or 0.1, a or 0.1, a or 0.1])):
+            curves.append({"label": study.label(r), "seed": r.seed, "split": "val", "step": 10 * i, "epoch": float(i),
+                           "acc": v, "train_seconds": float(i), "status": st})
     pd.DataFrame(runs).to_csv(out / "runs.csv", index=False)
     pd.DataFrame(curves).to_parquet(out / "curves.parquet", index=False)
 
@@ -52,32 +53,77 @@ HIGHER = {"claim": "BN is better", "source": SRC, "test": "higher", "metric": "f
           "a": {"bn": "hidden"}, "b": {"bn": "none"}}
 
 
-def test_higher_confirmed_contradicted_and_inconclusive_with_two_seeds(tmp_path):
-    study = plan_with([HIGHER])
+def test_higher_confirmed_contradicted_and_inconclusive_with_three_seeds(tmp_path):
+    study = plan_with([HIGHER], seeds=(0, 1, 2))
     for name, acc, expected in [
-        ("up", {("hidden", 0): .90, ("hidden", 1): .91, ("none", 0): .85, ("none", 1): .86}, ev.CONFIRMED),
-        ("down", {("hidden", 0): .80, ("hidden", 1): .81, ("none", 0): .85, ("none", 1): .86}, ev.CONTRADICTED),
-        ("mixed", {("hidden", 0): .90, ("hidden", 1): .82, ("none", 0): .85, ("none", 1): .86}, ev.INCONCLUSIVE),
+        ("up", {("hidden", 0): .90, ("hidden", 1): .91, ("hidden", 2): .905,
+                ("none", 0): .85, ("none", 1): .86, ("none", 2): .85}, ev.CONFIRMED),
+        ("down", {("hidden", 0): .80, ("hidden", 1): .81, ("hidden", 2): .80,
+                  ("none", 0): .85, ("none", 1): .86, ("none", 2): .855}, ev.CONTRADICTED),
+        ("mixed", {("hidden", 0): .90, ("hidden", 1): .82, ("hidden", 2): .86,
+                   ("none", 0): .85, ("none", 1): .86, ("none", 2): .85}, ev.INCONCLUSIVE),
     ]:
         write_summary(tmp_path / name, study, acc)
         got, frag = verdicts(tmp_path / name, study)
         assert got == [expected], name
     item = frag["stats"]["expectations"]["items"][0]
-    assert "95% interval [-4.0 points, +5.0 points] includes 0" in item["reason"]
-    assert "a = bn=hidden: 86.0% (2 seeds)" in item["observed"]
+    # differences +5, -4, +1 points: mean +0.67, t(2) = 4.30, sd 4.51 -> 95% interval [-10.5, +11.9]
+    assert "3 seeds, mean difference +0.7 points, 95% interval [-10.5 points, +11.9 points] includes 0" \
+        in item["reason"]
+    assert "more than 100 paired seeds at this spread would be needed" in item["reason"]
+    assert "a = bn=hidden: 86.0% (3 seeds)" in item["observed"]
     assert frag["stats"]["expectations"]["counts"] == {"confirmed": 0, "contradicted": 0, "inconclusive": 1}
 
 
-def test_one_seed_decides_only_a_large_gap(tmp_path):
+def test_the_same_effect_is_inconclusive_with_two_seeds_and_decided_with_five(tmp_path):
+    # BN 2 points higher, give or take half a point, in every seed
+    effect = [.020, .025, .015, .022, .018]
+    for seeds, expected in [((0, 1), ev.INCONCLUSIVE), ((0, 1, 2, 3, 4), ev.CONFIRMED)]:
+        study = plan_with([HIGHER], seeds=seeds)
+        acc = {("none", s): .85 for s in seeds} | {("hidden", s): .85 + effect[s] for s in seeds}
+        write_summary(tmp_path / str(len(seeds)), study, acc)
+        got, frag = verdicts(tmp_path / str(len(seeds)), study)
+        assert got == [expected], seeds
+    reasons = [json_item["reason"] for json_item in
+               ev_items(tmp_path / "2")]
+    assert reasons[0].startswith("2 seeds, differences +2.0 points and +2.5 points: they agree in sign; "
+                                 "no verdict from fewer than 3 paired seeds (about 3 paired seeds at this spread "
+                                 "would decide it)")
+
+
+def ev_items(root):
+    import json
+    return json.loads((root / "studies" / "s" / "expectations" / "expectations.json").read_text())["items"]
+
+
+def test_one_seed_never_decides_however_large_the_gap(tmp_path):
     study = plan_with([HIGHER], seeds=(0,))
-    write_summary(tmp_path / "small", study, {("hidden", 0): .87, ("none", 0): .86})
-    got, frag = verdicts(tmp_path / "small", study)
-    assert got == [ev.INCONCLUSIVE]
-    assert "one seed: no spread to judge a difference of +1.0 points by" in frag["stats"]["expectations"]["items"][0]["reason"]
-    write_summary(tmp_path / "large", study, {("hidden", 0): .90, ("none", 0): .80})
-    assert verdicts(tmp_path / "large", study)[0] == [ev.CONFIRMED]
-    write_summary(tmp_path / "wrong", study, {("hidden", 0): .70, ("none", 0): .80})
-    assert verdicts(tmp_path / "wrong", study)[0] == [ev.CONTRADICTED]
+    for name, acc in [("small", {("hidden", 0): .87, ("none", 0): .86}),
+                      ("large", {("hidden", 0): .90, ("none", 0): .60}),
+                      ("wrong", {("hidden", 0): .60, ("none", 0): .90})]:
+        write_summary(tmp_path / name, study, acc)
+        got, frag = verdicts(tmp_path / name, study)
+        assert got == [ev.INCONCLUSIVE], name
+    reason = frag["stats"]["expectations"]["items"][0]["reason"]
+    assert reason == ("one seed, difference -30.0 points; no verdict from fewer than 3 paired seeds "
+                      "(at least 3 paired seeds would show its spread); this study runs 1 seed per cell: give it 3 "
+                      "or more to decide it")
+
+
+def test_a_claim_the_scale_cannot_decide_names_the_scale_that_can():
+    from types import SimpleNamespace
+    quick = SimpleNamespace(seeds=[0, 1], scale="quick", seeds_at_scales={"quick": 2, "seed": 3})
+    assert ev.where_decided(quick) == "the quick scale runs 2 seeds per cell; the seed scale (3 seeds) decides it"
+    nowhere = SimpleNamespace(seeds=[0], scale="quick", seeds_at_scales={"quick": 1, "seed": 2})
+    assert ev.where_decided(nowhere) == ("no scale of this study runs 3 seeds per cell (here 1): undecided as "
+                                         "configured")
+    assert ev.where_decided(SimpleNamespace(seeds=[0, 1, 2], scale="seed", seeds_at_scales={"seed": 3})) == ""
+    # every library study whose claims pair cells can decide them at some scale
+    from bnlab.config import build_plan, load_config
+    for name, study in build_plan(load_config("config/full.yaml")).studies.items():
+        paired = [e for e in study.expect if e["test"] in ("higher", "lower", "similar", "faster")]
+        if paired or study.compare:
+            assert len(study.seeds) >= ev.MIN_SEEDS, name
 
 
 def test_chance_level_and_divergence(tmp_path):
@@ -99,16 +145,19 @@ def test_chance_level_and_divergence(tmp_path):
 def test_faster_uses_first_step_at_the_baselines_best(tmp_path):
     faster = {"claim": "BN reaches the baseline in fewer steps", "source": SRC, "test": "faster",
               "a": {"bn": "hidden"}, "b": {"bn": "none"}}
-    study = plan_with([faster])
-    acc = {k: .8 for k in [("none", 0), ("none", 1), ("hidden", 0), ("hidden", 1)]}
+    seeds = (0, 1, 2)
+    study = plan_with([faster], seeds=seeds)
+    acc = {(bn, s): .8 for bn in ("none", "hidden") for s in seeds}
     quick = [0.1, 0.8, 0.85, 0.86]  # reaches 0.8 at step 10
     slow = [0.1, 0.5, 0.7, 0.8]  # its best, 0.8, at step 30
-    write_summary(tmp_path / "bn", study, acc, curve={("hidden", 0): quick, ("hidden", 1): quick,
-                                                       ("none", 0): slow, ("none", 1): slow})
+    write_summary(tmp_path / "bn", study, acc, curve={**{("hidden", s): quick for s in seeds},
+                                                       **{("none", s): slow for s in seeds}})
     got, frag = verdicts(tmp_path / "bn", study)
-    assert got == [ev.CONFIRMED] and "speedup b/a 3.00x" in frag["stats"]["expectations"]["items"][0]["reason"]
+    reason = frag["stats"]["expectations"]["items"][0]["reason"]
+    assert got == [ev.CONFIRMED] and "speedup b/a 3.00x" in reason
+    assert "the same difference +2.00 in all 3 seeds" in reason and "interval" not in reason
     write_summary(tmp_path / "nobn", study, acc, curve={("hidden", 0): slow, ("hidden", 1): [0.1, .2, .3, .4],
-                                                         ("none", 0): quick, ("none", 1): quick})
+                                                         ("hidden", 2): slow, **{("none", s): quick for s in seeds}})
     got, frag = verdicts(tmp_path / "nobn", study)
     assert got == [ev.CONTRADICTED]
     assert "a never reached" in frag["stats"]["expectations"]["items"][0]["observed"]
@@ -119,22 +168,31 @@ def test_similar_and_a_measure_of_another_analysis(tmp_path):
                "a": {"bn": "hidden", "lr": 1e-3}, "b": {"bn": "none", "lr": 1e-3}}
     band = {"claim": "BN narrows the band", "source": SRC, "test": "lower", "metric": "landscape.course_loss_band",
             "a": {"bn": "hidden"}, "b": {"bn": "none"}}
-    study = plan_with([similar, band], grid={"bn": ["none", "hidden"], "lr": [1e-3, 1e-4]})
+    seeds = (0, 1, 2)
+    study = plan_with([similar, band], seeds=seeds, grid={"bn": ["none", "hidden"], "lr": [1e-3, 1e-4]})
     assert study.analyses.index("landscape") < study.analyses.index("expectations")
-    acc = {(bn, s): .85 + .001 * s for bn in ("none", "hidden") for s in (0, 1)}
+    acc = {(bn, s): .85 + .001 * s for bn in ("none", "hidden") for s in seeds}
     for name, widths, expected in [("narrow", (0.2, 0.5), ev.CONFIRMED), ("wide", (0.9, 0.5), ev.CONTRADICTED)]:
         root = tmp_path / name
         write_summary(root, study, acc)
         land = root / "studies" / "s" / "landscape"
         land.mkdir(parents=True)
         write_json(land / FRAGMENT, {"stats": {"measures": {"course_loss_band": [
-            ev.measure({"bn": "hidden"}, None, widths[0]), ev.measure({"bn": "none"}, None, widths[1])]}}})
+            ev.measure({"bn": bn}, s, w + 0.01 * s) for s in seeds for bn, w in zip(("hidden", "none"), widths)]}}})
         got, frag = verdicts(root, study)
         assert got == [ev.CONFIRMED, expected], name
-        reason = frag["stats"]["expectations"]["items"][1]["reason"]
-        assert "one value per cell (over seeds)" in reason
         # the measure spans both lrs: the observed text names the selector, not one cell's label
         assert frag["stats"]["expectations"]["items"][1]["observed"].startswith("a = bn=hidden (2 cells):")
+    # a value over seeds (seed None) is one number per cell: no spread, no verdict, and said so
+    root = tmp_path / "pooled"
+    write_summary(root, study, acc)
+    land = root / "studies" / "s" / "landscape"
+    land.mkdir(parents=True)
+    write_json(land / FRAGMENT, {"stats": {"measures": {"course_loss_band": [
+        ev.measure({"bn": "hidden"}, None, 0.2), ev.measure({"bn": "none"}, None, 0.5)]}}})
+    got, frag = verdicts(root, study)
+    assert got == [ev.CONFIRMED, ev.INCONCLUSIVE]
+    assert "one value per cell (over seeds)" in frag["stats"]["expectations"]["items"][1]["reason"]
 
 
 def test_a_measure_the_analysis_does_not_publish_is_an_error_naming_it(tmp_path):
@@ -168,11 +226,16 @@ def test_config_errors_name_the_field(entry, where, message):
     assert f"'{where}'" in str(err.value) and message in str(err.value)
 
 
-def test_two_seed_interval_is_the_range_of_the_differences():
-    assert ev.bootstrap_interval([0.01, 0.05]) == pytest.approx((0.01, 0.05))
-    lo, hi = ev.bootstrap_interval([0.01, 0.02, 0.03, 0.04, 0.05])
-    assert 0.01 < lo < 0.03 < hi < 0.05
-    assert ev.bootstrap_interval([0.02]) is None
+def test_the_interval_is_the_paired_t_interval_and_needs_three_seeds():
+    from scipy import stats
+    d = [0.01, 0.02, 0.03, 0.04, 0.05]
+    half = stats.t.ppf(0.975, 4) * pd.Series(d).std() / 5 ** 0.5
+    assert ev.t_interval(d) == pytest.approx((0.03 - half, 0.03 + half))
+    assert ev.t_interval([0.01, 0.05]) is None and ev.t_interval([0.02]) is None
+    assert ev.t_interval([0.02, 0.02, 0.02]) == (0.02, 0.02)
+    # seeds needed: the first n whose t half-width at the observed spread is below the gap
+    assert ev.seeds_to_decide([0.01, 0.03], gap=0.02) == 5  # sd 0.0141: half-widths 0.0351 (n 3), 0.0225 (4), 0.0176 (5)
+    assert ev.seeds_to_decide([0.01, 0.03], gap=0) is None and ev.seeds_to_decide([0.01], gap=0.02) is None
 
 
 def test_below_and_above_a_value_either_way(tmp_path):
@@ -187,3 +250,25 @@ def test_below_and_above_a_value_either_way(tmp_path):
     got, frag = verdicts(tmp_path / "high", study)
     assert got == [ev.CONTRADICTED, ev.CONFIRMED]
     assert frag["stats"]["expectations"]["items"][0]["reason"] == "at or above 50.0% in 2/2 runs"
+
+
+def test_a_verdict_is_withheld_while_a_run_is_still_training_and_given_once_it_is_flat(tmp_path):
+    seeds = (0, 1, 2)
+    study = plan_with([HIGHER], seeds=seeds)
+    acc = {("none", s): .85 for s in seeds} | {("hidden", s): .90 + .002 * s for s in seeds}
+    flat = {k: [0.1, v, v, v] for k, v in acc.items()}
+    write_summary(tmp_path / "flat", study, acc, curve=flat)
+    assert verdicts(tmp_path / "flat", study)[0] == [ev.CONFIRMED]
+    # the same final numbers, but the no-BN run of seed 1 still rose 2 points per epoch at its end
+    rising = {**flat, ("none", 1): [0.1, 0.81, 0.83, 0.85]}
+    write_summary(tmp_path / "rising", study, acc, curve=rising)
+    got, frag = verdicts(tmp_path / "rising", study)
+    assert got == [ev.INCONCLUSIVE]
+    reason = frag["stats"]["expectations"]["items"][0]["reason"]
+    assert reason.startswith("still training: 1 run rose faster than 0.5 points per epoch over their last 3 "
+                             "validation points (bn=none seed 1: +2.0 points/epoch at epoch 3), so their final "
+                             "numbers are not those of finished models; on these numbers: confirmed (3 seeds")
+    # a slower rise, under the rule's 0.5 points per epoch, counts as finished
+    slow = {**flat, ("none", 1): [0.1, 0.846, 0.848, 0.85]}
+    write_summary(tmp_path / "slow", study, acc, curve=slow)
+    assert verdicts(tmp_path / "slow", study)[0] == [ev.CONFIRMED]

@@ -58,3 +58,28 @@ def test_run_table_keeps_an_epochs_axis(tmp_path, digits_path):
         execute_run(run, digits_path, tmp_path / run.relative_dir(), log=lambda _: None)
     runs = collect_runs(study, tmp_path)
     assert runs.epochs.tolist() == ["1", "2"] and runs.epochs_trained.tolist() == [1.0, 2.0]
+
+
+def split_runs(third_seed_acc):
+    """The 2-conv CNN with BN at lr 0.5 on MNIST, as seed 002's settings gave it: two seeds trained, the third
+    at `third_seed_acc`."""
+    return pd.DataFrame([{"label": "bn=hidden, lr=0.5", "bn": "hidden", "lr": "0.5", "seed": seed, "dataset": "mnist",
+                          "status": "ok", "best_val_acc": acc, "final_train_acc": acc, "final_test_acc": acc,
+                          "final_train_loss": 0.1, "final_val_loss": 0.1, "train_seconds": 1.0}
+                         for seed, acc in enumerate([0.966, 0.973, third_seed_acc])])
+
+
+def test_seeds_split_between_trained_and_chance_are_given_per_seed_not_averaged():
+    from bnlab.analyses.summary import split_findings, summary_table
+    summary = summarize(split_runs(0.1135), ["bn", "lr"])
+    row = summary.iloc[0]
+    assert row["n_chance"] == 1 and row["chance_seeds"] == "2"
+    cells = summary_table(summary)["rows"][0]["cells"]
+    assert cells[4] == "96.6, 97.3; 11.3 at chance"  # test acc %: not the mean 68.4 ± 49.4
+    assert split_findings(summary) == [
+        "bn=hidden, lr=0.5: the seeds split, 2 of 3 trained (test accuracy 96.6%, 97.3%) and 1 stayed at chance "
+        "(seed 2); its means are not a result of either kind."]
+    # the third seed trained as well: a mean and its sd, no split
+    trained = summarize(split_runs(0.970), ["bn", "lr"])
+    assert trained.iloc[0]["n_chance"] == 0 and split_findings(trained) == []
+    assert summary_table(trained)["rows"][0]["cells"][4] == "97.0\u00a0±\u00a00.4"

@@ -104,6 +104,16 @@ def test_the_median_over_seeds_scores_so_one_failed_seed_does_not_decide():
     assert reference_rows(three, fake_runs(three, ACC))[0]["verdict"]["ours"] == pytest.approx(0.91)
 
 
+def test_seeds_split_between_trained_and_chance_are_said_beside_the_median():
+    ref = {"what": "CNN, BN, lr 0.5", "published": 0.9754, "source": "Seed 002", "band": [0.96, 0.99]}
+    split = reference_verdict(ref, [0.9705, 0.1135, 0.1135], [], chance=0.15)
+    assert split["verdict"] == "outside" and split["ours"] == pytest.approx(0.1135)
+    assert split["reason"].endswith("; the seeds split: 1 of 3 trained (97.05%; 1 inside the band), "
+                                    "2 stayed at chance")
+    # every seed trained: no split to report
+    assert "split" not in reference_verdict(ref, [0.9705, 0.97, 0.975], [], chance=0.15)["reason"]
+
+
 def test_not_scored_without_band_without_runs_and_with_a_difference():
     ref = {"what": "w", "published": "p", "source": "s", "metric": "final_test_acc"}
     assert reference_verdict(ref, [0.5], [])["reason"] == "no band is given for the published number"

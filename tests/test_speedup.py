@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bnlab.analyses.speedup import (
-    bootstrap_geomean_ci, speedup_findings, speedup_paired, speedup_per_seed,
+    geomean_interval, speedup_findings, speedup_paired, speedup_per_seed,
 )
 
 STEPS = [0, 100, 200, 300, 400, 500, 600, 700, 800]  # one cadence for every run
@@ -154,12 +154,12 @@ def test_grid_pairs_by_setting_and_seed():
     assert len(per_seed) == 12 and set(per_seed.outcome) == {"reached"}
     got = {(r.setting, r.bn, r.seed): r.speedup for r in per_seed.itertuples()}
     assert got == pytest.approx(expected)
-    paired = speedup_paired(per_seed, n_boot=500)
+    paired = speedup_paired(per_seed)
     assert len(paired) == 4 and set(paired.n_seeds) == {3}
     relu_hidden = paired[(paired.setting == "activation=relu") & (paired.bn == "hidden")].iloc[0]
     geo = math.exp(np.mean(np.log([800 / 100, 700 / 200, 600 / 100])))
     assert relu_hidden["speedup"] == pytest.approx(geo)
-    assert relu_hidden["ci_low"] <= geo <= relu_hidden["ci_high"]
+    assert relu_hidden["ci_low"] < geo < relu_hidden["ci_high"]
 
 
 def per_seed_table(speedups: list[float], outcomes: list[str] | None = None) -> pd.DataFrame:
@@ -170,37 +170,46 @@ def per_seed_table(speedups: list[float], outcomes: list[str] | None = None) -> 
         "tau": 0.8, "speedup": speedups, "wall_speedup": [s / 2 for s in speedups], "outcome": outcomes})
 
 
-def test_geometric_mean_of_equal_speedups_has_a_point_interval():
+def test_equal_speedups_are_said_to_be_the_same_not_given_a_point_interval():
     row = speedup_paired(per_seed_table([2.0, 2.0, 2.0])).iloc[0]
     assert row["speedup"] == pytest.approx(2.0)
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((2.0, 2.0))
     assert row["wall_speedup"] == pytest.approx(1.0)
-    assert row["text"] == "2.00x [2.00, 2.00] (3/3 seeds)"
+    assert row["text"] == "2.00x (3/3 seeds, the same in each)"
+    sentence = speedup_findings(speedup_paired(per_seed_table([2.0, 2.0, 2.0])))[0]
+    assert "(the same in every seed, 3 seeds)" in sentence and "CI" not in sentence
 
 
-def test_geometric_mean_and_interval_of_unequal_speedups():
-    row = speedup_paired(per_seed_table([1.0, 4.0]), n_boot=2000).iloc[0]
-    assert row["speedup"] == pytest.approx(2.0)  # not the arithmetic 2.5
-    assert 1.0 <= row["ci_low"] < 2.0 < row["ci_high"] <= 4.0
-    again = speedup_paired(per_seed_table([1.0, 4.0]), n_boot=2000).iloc[0]
-    assert (again["ci_low"], again["ci_high"]) == (row["ci_low"], row["ci_high"])
-    assert bootstrap_geomean_ci(np.array([1.0, 4.0]), n_boot=2000, ci=0.95, rng_seed=5) != (None, None)
+def test_geometric_mean_and_t_interval_of_the_log_ratios():
+    from scipy import stats
+    values = [1.0, 4.0, 2.0]
+    row = speedup_paired(per_seed_table(values)).iloc[0]
+    assert row["speedup"] == pytest.approx(2.0)  # not the arithmetic 2.33
+    logs = np.log(values)
+    half = stats.t.ppf(0.975, 2) * logs.std(ddof=1) / math.sqrt(3)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((2.0 * math.exp(-half), 2.0 * math.exp(half)))
+    assert row["text"] == f"2.00x [{row['ci_low']:.2f}, {row['ci_high']:.2f}] (3/3 seeds)"
+    # two seeds: a geometric mean, no interval
+    two = speedup_paired(per_seed_table([1.0, 4.0])).iloc[0]
+    assert two["speedup"] == pytest.approx(2.0) and two["ci_low"] is None
+    assert two["text"] == "2.00x (2/2 seeds, no interval from fewer than 3)"
+    assert geomean_interval(np.array([1.0, 4.0])) == (None, None)
 
 
 def test_one_reached_seed_has_no_interval():
     row = speedup_paired(per_seed_table([2.0])).iloc[0]
     assert row["speedup"] == pytest.approx(2.0) and row["ci_low"] is None and row["ci_high"] is None
-    assert row["text"] == "2.00x (1/1 seed, no interval)"
+    assert row["text"] == "2.00x (1/1 seed, no interval from fewer than 3)"
     assert "no interval" in speedup_findings(speedup_paired(per_seed_table([2.0])))[0]
 
 
 def test_mixed_outcomes_are_summarised_honestly():
     table = per_seed_table([1.5, 2.4, math.nan], ["reached", "reached", "not reached"])
-    row = speedup_paired(table, n_boot=200).iloc[0]
+    row = speedup_paired(table).iloc[0]
     assert (row["n_seeds"], row["n_reached"], row["n_not_reached"]) == (3, 2, 1)
     assert row["speedup"] == pytest.approx(math.sqrt(1.5 * 2.4))
-    assert row["text"].startswith("1.90x [") and row["text"].endswith("(2/3 seeds reached; 1 not reached)")
-    sentence = speedup_findings(speedup_paired(table, n_boot=200))[0]
+    assert row["text"] == "1.90x (2/3 seeds reached, no interval from fewer than 3; 1 not reached)"
+    sentence = speedup_findings(speedup_paired(table))[0]
     assert "2 of 3 seeds reached it" in sentence and "1 never reached it" in sentence
     div = speedup_paired(per_seed_table([math.nan] * 2, ["BN diverged"] * 2)).iloc[0]
     assert div["text"] == "BN diverged (2/2)"
@@ -210,10 +219,10 @@ def test_findings_quote_the_table():
     runs, curves = tables(*[fake_run({"activation": "relu", "bn": bn}, s, accs, sec_per_step=sps)
                             for s in range(2) for bn, accs, sps in
                             (("none", BASE, 0.01), ("hidden", FAST, 0.015))])
-    paired = speedup_paired(speedup_per_seed(runs, curves, ["activation", "bn"]), n_boot=200)
+    paired = speedup_paired(speedup_per_seed(runs, curves, ["activation", "bn"]))
     assert speedup_findings(paired) == [
         "With activation=relu: hidden BN reached the no-BN run's best validation accuracy (80.0%) "
-        "in 3.0x fewer steps (95% CI 3.0–3.0, 2 seeds); in wall-clock time 2.0x (95% CI 2.0–2.0)."]
+        "in 3.0x fewer steps (2 seeds, no interval); in wall-clock time 2.0x."]
 
 
 def test_the_analysis_publishes_per_seed_measures_keyed_by_the_bn_run(tmp_path):

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from bnlab.analyses import get_analysis
+from bnlab.analyses.evidence import end_slope
 from bnlab.analyses.trends import (
-    end_slope,
     epoch_pairs,
     no_axis_finding,
     trend_rows,
@@ -52,52 +52,76 @@ def test_pairs_are_cells_that_differ_only_in_epochs():
     assert epoch_pairs(runs, ["bn"]) == []
 
 
+RISING = (0.74, 0.76, 0.78)
+
+
+def t_interval_points(diffs):
+    from scipy import stats
+    d = pd.Series(diffs)
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return 100 * (d.mean() - half), 100 * (d.mean() + half)
+
+
 def test_longer_training_that_helps_and_is_still_rising():
-    runs, curves = tables({0: 0.70, 1: 0.72}, {0: 0.80, 1: 0.81}, {0: (0.74, 0.76, 0.78), 1: (0.75, 0.77, 0.79)})
+    runs, curves = tables({0: 0.70, 1: 0.72, 2: 0.71}, {0: 0.80, 1: 0.81, 2: 0.805},
+                          {0: RISING, 1: (0.75, 0.77, 0.79), 2: RISING}, seeds=(0, 1, 2))
     row = trend_rows(runs, curves, AXES, last_points=3).iloc[0]
     assert row["short_mean"] == pytest.approx(0.71) and row["long_mean"] == pytest.approx(0.805)
-    assert row["diff"] == pytest.approx(0.095)
-    assert row["spread"] == pytest.approx(pd.Series([0.70, 0.72]).std())
-    assert row["verdict"] == "improved" and row["paired_up"] == 2
+    assert row["diff"] == pytest.approx(0.095) and row["n_paired"] == 3
+    lo, hi = t_interval_points([0.10, 0.09, 0.095])
+    assert (100 * row["ci_low"], 100 * row["ci_high"]) == pytest.approx((lo, hi))
+    assert row["verdict"] == "improved" and row["paired_up"] == 3
     assert row["val_at_short"] == pytest.approx(0.70)  # the 4-epoch run's own curve at epoch 2
-    assert row["val_at_end"] == pytest.approx(0.785)
     assert row["slope"] == pytest.approx(0.04) and row["trend"] == "still rising"  # +0.02 per half epoch
     text = trend_sentence(row)
-    assert text.startswith("bn=none: training 4 instead of 2 epochs raised the test accuracy from 71.0% ± 1.4 "
-                           "to 80.5% ± 0.7 (+9.5 points; higher in 2 of 2 seeds).")
-    assert "exceeds twice the seeds' spread (2.8 points): longer training helped" in text
-    assert "went from 70.0% at epoch 2 to 78.5% at epoch 4" in text
+    assert text.startswith("bn=none: training 4 instead of 2 epochs raised the test accuracy from 71.0% ± 1.0 "
+                           "to 80.5% ± 0.5 (+9.5 points; higher in 3 of 3 seeds).")
+    assert (f"The paired difference: 95% interval [{lo:+.1f}, {hi:+.1f}] points over 3 paired seeds; it excludes 0: "
+            "longer training helped.") in text
     assert "+4.00 points per epoch, rising in every seed: it was still improving" in text
 
 
+def test_two_seeds_are_not_called_and_three_that_agree_are():
+    two = trend_rows(*tables({0: 0.70, 1: 0.72}, {0: 0.80, 1: 0.81}, {0: RISING, 1: RISING}), AXES).iloc[0]
+    assert two["verdict"] == "inconclusive" and math.isnan(two["ci_low"])
+    assert ("With 2 paired seeds there is no interval (it needs 3): inconclusive; about 3 paired seeds at this "
+            "spread would decide it.") in trend_sentence(two)
+    three = trend_rows(*tables({0: 0.70, 1: 0.72, 2: 0.71}, {0: 0.80, 1: 0.81, 2: 0.80},
+                               {s: RISING for s in range(3)}, seeds=(0, 1, 2)), AXES).iloc[0]
+    assert three["verdict"] == "improved"
+
+
 def test_longer_training_within_the_spread_and_levelled_off():
-    runs, curves = tables({0: 0.70, 1: 0.76}, {0: 0.74, 1: 0.73}, {0: (0.75, 0.74, 0.74), 1: (0.74, 0.74, 0.73)})
+    runs, curves = tables({0: 0.70, 1: 0.76, 2: 0.73}, {0: 0.74, 1: 0.73, 2: 0.74},
+                          {0: (0.75, 0.74, 0.74), 1: (0.74, 0.74, 0.73), 2: (0.75, 0.74, 0.74)}, seeds=(0, 1, 2))
     row = trend_rows(runs, curves, AXES, last_points=3).iloc[0]
-    assert row["verdict"] == "no clear change" and row["paired_up"] == 1
+    assert row["verdict"] == "no clear change" and row["paired_up"] == 2
+    assert row["ci_low"] < 0 < row["ci_high"]
     assert row["trend"] == "flat or falling" and row["slope"] < 0
     text = trend_sentence(row)
-    assert "raised the test accuracy from 73.0% ± 4.2 to 73.5% ± 0.7 (+0.5 points; higher in 1 of 2 seeds)" in text
-    assert "within twice the seeds' spread (8.5 points): no clear change" in text
+    assert "(+0.7 points; higher in 2 of 3 seeds)" in text
+    assert "points over 3 paired seeds; it includes 0: no clear change; more than 100 paired seeds" in text
     assert "flat or falling in every seed: it had levelled off" in text
     assert "helped" not in text and "still improving" not in text
 
 
 def test_longer_training_that_hurts_and_mixed_ends():
-    runs, curves = tables({0: 0.80, 1: 0.80}, {0: 0.70, 1: 0.71}, {0: (0.70, 0.71, 0.72), 1: (0.73, 0.71, 0.70)})
+    runs, curves = tables({0: 0.80, 1: 0.80, 2: 0.80}, {0: 0.70, 1: 0.71, 2: 0.70},
+                          {0: (0.70, 0.71, 0.72), 1: (0.73, 0.71, 0.70), 2: (0.73, 0.71, 0.70)}, seeds=(0, 1, 2))
     row = trend_rows(runs, curves, AXES).iloc[0]
     assert row["verdict"] == "worse" and row["trend"] == "mixed"
     text = trend_sentence(row)
-    assert "lowered the test accuracy from 80.0% ± 0.0 to 70.5% ± 0.7 (-9.5 points; higher in 0 of 2 seeds)" in text
-    assert "longer training hurt" in text and "rising in 1 of 2 seeds: no clear trend" in text
+    assert "lowered the test accuracy from 80.0% ± 0.0 to 70.3% ± 0.6 (-9.7 points; higher in 0 of 3 seeds)" in text
+    assert "longer training hurt" in text and "rising in 1 of 3 seeds: no clear trend" in text
 
 
 def test_one_seed_is_inconclusive_and_test_curves_are_used():
     runs, curves = tables({0: 0.70}, {0: 0.80}, {0: (0.74, 0.76, 0.78)}, seeds=(0,), test_curve=True)
     row = trend_rows(runs, curves, AXES).iloc[0]
-    assert row["verdict"] == "inconclusive" and math.isnan(row["spread"])
+    assert row["verdict"] == "inconclusive" and math.isnan(row["ci_low"])
     assert row["test_at_short"] == pytest.approx(0.69) and row["test_at_end"] == pytest.approx(0.77)
     text = trend_sentence(row)
-    assert "With one seed per cell there is no spread" in text and "its test curve from 69.0% to 77.0%" in text
+    assert "With 1 paired seed there is no interval (it needs 3): inconclusive" in text and "its test curve from 69.0% to 77.0%" in text
     assert "rising in its one seed" in text
     tab = trend_table(trend_rows(runs, curves, AXES), 3)
     assert "long run: test curve % → end" in tab["header"]

@@ -4,14 +4,14 @@ Each entry of a study's `compare:` list names two cells, a and b (config.py has
 checked that each selector matches exactly one cell). For each pair, on final
 train and test accuracy and loss, the runs of a and b are paired by seed
 (evidence.pair: seed s of a against seed s of b), and the mean of the paired
-differences a - b is given with its 95% percentile-bootstrap interval
-(evidence.bootstrap_interval) when two or more seeds pair; with two seeds that
-interval is the range of the two differences. Diverged runs are left out of the
-pairs and means, and counted.
+differences a - b is given with its 95% paired t-interval (evidence.t_interval)
+when at least 3 seeds pair. Diverged runs are left out of the pairs and means,
+and counted.
 
 A direction is called only from the interval: "higher" / "lower" when it
-excludes 0, "no clear difference" when it includes 0; with one seed the
-difference is stated but not called. Every number comes from the runs
+excludes 0, "no clear difference" when it includes 0; with one or two seeds
+the differences are stated, two said to agree or disagree in sign, and not
+called. Every number comes from the runs
 (summary's runs.csv), through this analysis's own comparisons.csv.
 """
 
@@ -22,7 +22,8 @@ import math
 import pandas as pd
 
 from bnlab.analyses.collect import read_runs
-from bnlab.analyses.evidence import Paired, bootstrap_interval, finite, pair
+from bnlab.analyses.evidence import (MIN_SEEDS, Paired, finite, pair, still_training_runs, still_training_words,
+                                     t_interval, where_decided)
 from bnlab.analyses.registry import Analysis, fragment, register, table
 from bnlab.runfolder import METRICS, read_json, write_json
 
@@ -34,7 +35,9 @@ COMPARED = (
     ("final_test_loss", "test loss", "test loss"),
     ("final_train_loss", "train loss", "train loss"),
 )
-HIGHER, LOWER, UNCLEAR, ONE_SEED, NO_PAIR = "higher", "lower", "no clear difference", "one seed", "no pair"
+HIGHER, LOWER, UNCLEAR, NO_PAIR = "higher", "lower", "no clear difference", "no pair"
+ONE_SEED, AGREE, DISAGREE = "one seed", "seeds agree in sign", "seeds disagree in sign"  # fewer than MIN_SEEDS
+STILL_TRAINING = "not called: still training"
 NB = "\u00a0"  # non-breaking space: "[-1.2, -0.4]" stays on one line of a narrow column
 
 
@@ -64,9 +67,10 @@ def side_runs(study, runs: pd.DataFrame, partial: dict) -> pd.DataFrame:
     return rows
 
 
-def comparison_rows(study, runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+def comparison_rows(study, runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[dict]]:
     """Long per-seed table (index, comparison, metric, seed, a, b, diff, a_status, b_status) and, per
-    comparison, its cells: labels, selectors and run counts. A diverged run's values are left empty."""
+    comparison, its cells: labels, selectors, run counts and the runs still training (evidence.still_training,
+    from `curves`). A diverged run's values are left empty."""
     rows, cells = [], []
     for index, c in enumerate(study.compare):
         sides = {side: side_runs(study, runs, c[side]) for side in ("a", "b")}
@@ -77,6 +81,7 @@ def comparison_rows(study, runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]
             info[f"{side}_runs"] = len(frame)
             info[f"{side}_diverged"] = len(diverged)
             info[f"{side}_diverged_seeds"] = sorted(int(s) for s in diverged.seed)
+        info["still_training"] = still_training_runs(pd.concat(sides.values()), curves)
         cells.append(info)
         by_seed = {side: {int(r.seed): r for _, r in frame.iterrows()} for side, frame in sides.items()}
         seeds = sorted(set(by_seed["a"]) | set(by_seed["b"]))
@@ -103,29 +108,38 @@ def paired_of(long: pd.DataFrame, index: int, metric: str) -> Paired:
 
 
 def direction(p: Paired, interval) -> str:
-    """The word for a - b: from the interval only (one seed: not called)."""
+    """The word for a - b: from the interval only; below MIN_SEEDS not called (two seeds: whether they agree)."""
     if p.n == 0:
         return NO_PAIR
-    if p.n == 1 or interval is None:
+    if p.n == 1:
         return ONE_SEED
+    if interval is None:
+        d = p.diffs
+        return AGREE if (d > 0).all() or (d < 0).all() else DISAGREE
     lo, hi = interval
     return HIGHER if lo > 0 else LOWER if hi < 0 else UNCLEAR
 
 
 def metric_result(p: Paired) -> dict:
     """Means over the paired seeds (so a - b = diff), the mean difference, its interval and direction."""
-    interval = bootstrap_interval(p.diffs) if p.n >= 2 else None
+    interval = t_interval(p.diffs)
     return {"a": float(pd.Series(p.a).mean()) if p.n else None,
             "b": float(pd.Series(p.b).mean()) if p.n else None,
-            "diff": p.mean_diff, "interval": list(interval) if interval else None, "seeds": p.n,
+            "diff": p.mean_diff, "diffs": [float(x) for x in p.diffs],
+            "interval": list(interval) if interval else None, "seeds": p.n,
             "direction": direction(p, interval)}
 
 
 def results(long: pd.DataFrame, cells: list[dict]) -> list[dict]:
-    """stats["comparisons"]: per comparison its cells and, per metric, a, b, diff, interval, seeds."""
+    """stats["comparisons"]: per comparison its cells and, per metric, a, b, diff, interval, seeds; no
+    direction is called for a pair with a run still training (its final numbers are a snapshot)."""
     out = []
     for info in cells:
         metrics = {metric: metric_result(paired_of(long, info["index"], metric)) for metric, _, _ in COMPARED}
+        if info.get("still_training"):
+            for m in metrics.values():
+                if m["direction"] in (HIGHER, LOWER, UNCLEAR):
+                    m["direction"] = STILL_TRAINING
         out.append({**info, "metrics": metrics})
     return out
 
@@ -149,18 +163,33 @@ def _interval(metric: str, interval) -> str:
     return f"[{_diff(metric, lo)},{NB}{_diff(metric, hi)}]"
 
 
+def spread_text(metric: str, m: dict) -> str:
+    """'2 seeds: +0.3 and +0.5, seeds agree in sign' below MIN_SEEDS; 'the same in all 3 seeds' for a
+    zero-width interval (not printed as one); '3 seeds, 95% interval [-1.2, -0.4]' otherwise."""
+    if m["interval"] is None:
+        shown = " and ".join(_diff(metric, x) for x in m["diffs"])
+        return f"{m['seeds']} seeds: {shown}, {m['direction']}"
+    lo, hi = m["interval"]
+    if hi - lo == 0:
+        return f"the same in all {m['seeds']} seeds"
+    return f"{m['seeds']} seeds, 95% interval {_interval(metric, m['interval'])}"
+
+
 def metric_phrase(metric: str, words: str, m: dict, one_seed_said: bool = False) -> str:
-    """'test accuracy 88.1% vs 88.9%, -0.8 points (2 seeds, 95% interval [-1.2, -0.4]): lower'.
+    """'test accuracy 88.1% vs 88.9%, -0.8 points (3 seeds, 95% interval [-1.2, -0.4]): lower'.
 
     With one seed the difference is given and not called ('(one seed: no spread to judge by)', left out
-    when `one_seed_said`: the sentence says it once for every metric)."""
+    when `one_seed_said`: the sentence says it once for every metric); with two, both differences and
+    whether they agree, not called either."""
     if m["seeds"] == 0:
         return f"{words}: no seed with a finished run of both cells"
     unit = " points" if _is_acc(metric) else ""
     text = f"{words} {_val(metric, m['a'])} vs {_val(metric, m['b'])}, {_diff(metric, m['diff'])}{unit}"
     if m["direction"] == ONE_SEED:
         return text + ("" if one_seed_said else " (one seed: no spread to judge by)")
-    return text + f" ({m['seeds']} seeds, 95% interval {_interval(metric, m['interval'])}): {m['direction']}"
+    if m["interval"] is None:
+        return text + f" ({spread_text(metric, m)}; no direction from fewer than {MIN_SEEDS})"
+    return text + f" ({spread_text(metric, m)}): {m['direction']}"
 
 
 def diverged_note(c: dict) -> str:
@@ -175,15 +204,21 @@ def diverged_note(c: dict) -> str:
     return " and ".join(parts)
 
 
-def comparison_sentence(c: dict) -> str:
-    """One sentence per comparison, every number from its stats entry."""
+def comparison_sentence(c: dict, scale_note: str = "") -> str:
+    """One sentence per comparison, every number from its stats entry; `scale_note` (evidence.where_decided)
+    ends it where a metric was not called for want of seeds."""
     kinds = {c["metrics"][metric]["direction"] for metric, _, _ in COMPARED} - {NO_PAIR}
     once = kinds == {ONE_SEED}  # every metric one seed: said once, not four times
     phrases = [metric_phrase(metric, words, c["metrics"][metric], once) for metric, words, _ in COMPARED]
     head = f"{c['name']} ({c['a_label']} vs {c['b_label']})" + (", one seed: no spread to judge by" if once else "")
     text = head + ": " + "; ".join(phrases) + "."
     note = diverged_note(c)
-    return text + (f" Left out of the pairs and means: {note}." if note else "")
+    text += f" Left out of the pairs and means: {note}." if note else ""
+    if scale_note and kinds & {ONE_SEED, AGREE, DISAGREE}:
+        text += f" Not called: {scale_note}."
+    if c.get("still_training"):
+        text += f" Still training: {still_training_words(c['still_training'])}."
+    return text
 
 
 def cells_table(comparisons: list[dict]) -> dict:
@@ -205,8 +240,14 @@ def numbers_table(comparisons: list[dict]) -> dict:
             if m["seeds"] == 0:
                 values = ["—", "—", "—", "no seed with both finished"]
             else:
-                interval = ("one seed: no interval" if m["interval"] is None
-                            else _interval(metric, m["interval"]) + f" {m['direction']}")
+                if m["seeds"] == 1:
+                    interval = "one seed: no interval"
+                elif m["interval"] is None:
+                    interval = f"no interval: {' and '.join(_diff(metric, x) for x in m['diffs'])}, {m['direction']}"
+                elif m["interval"][0] == m["interval"][1]:
+                    interval = f"same in every seed: {m['direction']}"
+                else:
+                    interval = _interval(metric, m["interval"]) + f" {m['direction']}"
                 values = [_val(metric, m["a"]).removesuffix("%"), _val(metric, m["b"]).removesuffix("%"),
                           _diff(metric, m["diff"]), interval]
             seeds = str(m["seeds"])
@@ -219,9 +260,9 @@ def numbers_table(comparisons: list[dict]) -> dict:
     caption = ("Declared comparisons on the final train and test accuracy (in %) and loss, seeds paired (seed s of "
                "a against seed s of b); a and b are means over the seeds where both finished, a - b the mean "
                "paired difference (accuracies in percentage points; losses to 3 significant digits). The 95% "
-               "interval is a percentile bootstrap of the mean paired difference over seeds (with 2 seeds, the "
-               "range of the two differences); higher / lower only when it excludes 0, no clear difference when "
-               "it includes 0; one seed gives no interval. seeds: how many paired.")
+               f"interval is the paired t-interval of the mean difference over seeds, drawn from at least {MIN_SEEDS} "
+               "paired seeds; higher / lower only when it excludes 0, no clear difference when it includes 0; "
+               "with fewer seeds the differences are given and not called. seeds: how many paired.")
     return table(caption, ["comparison", "metric", "a", "b", "a - b", "95% interval", "seeds"], rows, marks)
 
 
@@ -229,7 +270,7 @@ def numbers_table(comparisons: list[dict]) -> dict:
 def compute(ctx) -> None:
     study = ctx.study
     runs = read_runs(ctx.folder("summary") / "runs.csv", study.axes)
-    long, cells = comparison_rows(study, runs)
+    long, cells = comparison_rows(study, runs, pd.read_parquet(ctx.folder("summary") / "curves.parquet"))
     long.to_csv(ctx.out / COMPARISONS_CSV, index=False)
     write_json(ctx.out / COMPARISONS_JSON, {"comparisons": cells})
 
@@ -241,7 +282,8 @@ def make_fragment(ctx) -> dict:
                                   "compare: list)."], stats={"comparisons": []})
     long = pd.read_csv(ctx.out / COMPARISONS_CSV, dtype={"comparison": str, "metric": str})
     comparisons = results(long, cells)
-    return fragment(findings=[comparison_sentence(c) for c in comparisons],
+    scale_note = where_decided(ctx.study)
+    return fragment(findings=[comparison_sentence(c, scale_note) for c in comparisons],
                     tables=[cells_table(comparisons), numbers_table(comparisons)],
                     stats={"comparisons": comparisons})
 
@@ -249,6 +291,6 @@ def make_fragment(ctx) -> dict:
 register(Analysis(
     name="comparisons",
     description="declared pairs of cells (compare:) on final train and test accuracy and loss, seeds paired: "
-                "the mean difference with its 95% bootstrap interval over seeds and a sentence each "
+                "the mean difference with its 95% paired t-interval over seeds and a sentence each "
                 "(seed 003 p. 1.3-1.5)",
     compute=compute, fragment=make_fragment, needs=("summary",), reads=(METRICS,)))

@@ -10,15 +10,14 @@ and the reason beside it. The decision rules (bnlab.analyses.evidence):
   seeds disagree or a run diverged (a diverged run has no accuracy to judge).
 - diverges / no_divergence: every run / no run of the cells diverged.
 - below / above: every value (per run, or an analysis's value) beyond `value`.
-- higher / lower: differences a - b paired by seed; with several seeds the
-  95% bootstrap interval of their mean must clear `margin` (confirmed) or lie
-  wholly on the other side (contradicted); one seed decides only beyond a
-  one-seed threshold (`decisive`: 3 accuracy points, or 10% of b's value).
+- higher / lower: differences a - b paired by seed; with at least 3 paired
+  seeds the 95% paired t-interval of their mean must clear `margin`
+  (confirmed) or lie wholly on the other side (contradicted); fewer seeds
+  are inconclusive, whatever the gap (the reason says whether they agree).
 - similar: the interval inside ±tolerance (default 1 point, or 10% of b).
 - faster: per seed, tau = b's best validation accuracy on the curve, and the
   speedup = b's first step at tau / a's first step at tau (Ioffe & Szegedy
-  2015's measure; 0 when a never reaches tau); judged like higher against 1,
-  one seed deciding beyond a speedup of 1.25 or below 0.8.
+  2015's measure; 0 when a never reaches tau); judged like higher against 1.
 
 A metric is a runs.csv column, `train_test_gap` (final train - final test
 accuracy), or `<analysis>.<measure>`: a number another analysis of the study
@@ -42,11 +41,8 @@ from bnlab.runfolder import read_json, write_json
 RESULTS_JSON = "expectations.json"
 VERDICTS = (ev.CONFIRMED, ev.CONTRADICTED, ev.INCONCLUSIVE)
 GAP = "train_test_gap"
-CHANCE_TOLERANCE = 0.05
 SIMILAR_TOLERANCE = 0.01
-ACC_DECISIVE = 0.03
-RELATIVE_DECISIVE = 0.10
-FASTER_DECISIVE = 0.25
+RELATIVE_TOLERANCE = 0.10  # "similar" for a metric other than an accuracy: within 10% of b's value
 TEST_WORDS = {
     "chance": "at chance", "above_chance": "above chance", "higher": "a higher than b", "lower": "a lower than b",
     "similar": "a similar to b", "faster": "a faster than b", "diverges": "diverges",
@@ -86,8 +82,9 @@ def fmt_diff(metric: str):
 class Values:
     """Reads a metric's values of a cell: {seed: value} from the run table or an analysis's measures."""
 
-    def __init__(self, ctx, runs: pd.DataFrame):
+    def __init__(self, ctx, runs: pd.DataFrame, curves: pd.DataFrame | None = None):
         self.ctx, self.runs = ctx, runs.set_index("run_dir", drop=False)
+        self.curves = curves if curves is not None else pd.DataFrame()
         self._measures: dict[str, dict] = {}
 
     def rows(self, partial: dict) -> pd.DataFrame:
@@ -100,6 +97,13 @@ class Values:
             path = self.ctx.folder(analysis) / FRAGMENT
             self._measures[analysis] = read_json(path).get("stats", {}).get("measures", {}) if path.is_file() else {}
         return self._measures[analysis]
+
+    def still_training(self, metric: str, partials: list[dict]) -> list[str]:
+        """The cells' finished runs still training (evidence.still_training_runs); none for a measure of
+        another analysis (not a final number)."""
+        if measure_source(metric) is not None:
+            return []
+        return ev.still_training_runs(pd.concat([self.rows(p) for p in partials]), self.curves)
 
     def of(self, metric: str, partial: dict) -> tuple[dict, list[str]]:
         """({seed or None: value}, notes such as diverged runs); finished runs only for run metrics."""
@@ -167,6 +171,14 @@ def _pair_values(va: dict, vb: dict) -> ev.Paired:
     return ev.pair(va, vb)
 
 
+def _scale_note(paired: ev.Paired, study) -> str:
+    """'; the quick scale runs 2 seeds per cell; the seed scale (3 seeds) decides it' below MIN_SEEDS."""
+    if paired.n < ev.MIN_SEEDS and len(study.seeds) < ev.MIN_SEEDS:
+        where = ev.where_decided(study)
+        return f"; {where}" if where else ""
+    return ""
+
+
 def check_pair(exp: dict, values: Values) -> dict:
     metric, ctx = exp["metric"], values.ctx
     va, notes_a = values.of(metric, exp["a"])
@@ -179,17 +191,14 @@ def check_pair(exp: dict, values: Values) -> dict:
     test = exp["test"]
     b_mean = _mean(vb)
     if test in ("higher", "lower"):
-        decisive = exp.get("decisive")
-        if decisive is None:
-            decisive = ACC_DECISIVE if is_accuracy(metric) else RELATIVE_DECISIVE * abs(b_mean or 0.0)
         verdict, reason = ev.judge_difference(paired, direction=1 if test == "higher" else -1,
-                                              margin=float(exp.get("margin", 0.0)), decisive=decisive, fmt=fmt)
+                                              margin=float(exp.get("margin", 0.0)), fmt=fmt)
     else:  # similar
         tolerance = exp.get("tolerance")
         if tolerance is None:
-            tolerance = SIMILAR_TOLERANCE if is_accuracy(metric) else RELATIVE_DECISIVE * abs(b_mean or 0.0)
+            tolerance = SIMILAR_TOLERANCE if is_accuracy(metric) else RELATIVE_TOLERANCE * abs(b_mean or 0.0)
         verdict, reason = ev.judge_similar(paired, tolerance=tolerance, fmt=fmt)
-    reason = _one_value_wording(reason, va, vb)
+    reason = _one_value_wording(reason, va, vb) + _scale_note(paired, ctx.study)
     if notes:
         reason += "; " + "; ".join(notes)
     return {"verdict": verdict, "reason": reason, "observed": observed}
@@ -221,9 +230,9 @@ def check_faster(exp: dict, values: Values, curves: pd.DataFrame) -> dict:
             parts.append(f"seed {seed}: {100 * tau:.1f}% at step {int(t_a)} vs {int(t_b)}")
     finite = {s: v for s, v in speedups.items() if math.isfinite(v)}
     paired = ev.pair({s: v for s, v in finite.items()}, {s: 1.0 for s in finite})
-    decisive = exp.get("decisive", FASTER_DECISIVE)
     verdict, reason = ev.judge_difference(paired, direction=1, margin=float(exp.get("margin", 0.0)),
-                                          decisive=decisive, fmt=lambda d: f"{d:+.2f}")
+                                          fmt=lambda d: f"{d:+.2f}")
+    reason += _scale_note(paired, ctx.study)
     if paired.n:
         mean = sum(finite.values()) / len(finite)
         reason = f"speedup b/a {mean:.2f}x (speedup - 1: " + reason + ")"
@@ -267,7 +276,7 @@ def check_cells(exp: dict, values: Values) -> dict:
     if test in ("chance", "above_chance"):
         classes = {NUM_CLASSES.get(d, 10) for d in ctx.study.datasets}
         chance = 1.0 / max(classes)
-        tol = float(exp.get("tolerance", CHANCE_TOLERANCE))
+        tol = float(exp.get("tolerance", ev.CHANCE_TOLERANCE))
         limit = chance + tol
         at = [x <= limit for _, _, x in items]
         words = f"at most {100 * limit:.0f}% (chance {100 * chance:.0f}% + {100 * tol:.0f} points)"
@@ -291,15 +300,33 @@ def check_cells(exp: dict, values: Values) -> dict:
     return {"verdict": verdict, "reason": reason, "observed": observed}
 
 
+# Claims on final numbers: judged only on runs that finished training (evidence.still_training)
+FINAL_NUMBER_TESTS = ("higher", "lower", "similar", "below", "above")
+
+
+def withhold_if_still_training(exp: dict, values: Values, result: dict) -> dict:
+    """A verdict on the final numbers of runs still training is withheld: inconclusive, saying which runs rose
+    how fast, and what the numbers would have said."""
+    if exp["test"] not in FINAL_NUMBER_TESTS:
+        return result
+    partials = [exp["a"], exp["b"]] if exp["test"] in ("higher", "lower", "similar") else (exp["cells"] or [{}])
+    rising = values.still_training(exp["metric"], partials)
+    if not rising:
+        return result
+    reason = (f"still training: {ev.still_training_words(rising)}, so their final numbers are not those of "
+              f"finished models; on these numbers: {result['verdict']} ({result['reason']})")
+    return {**result, "verdict": ev.INCONCLUSIVE, "reason": reason}
+
+
 def check(exp: dict, values: Values, curves: pd.DataFrame) -> dict:
     """One expectation's verdict, reason and observed numbers (plus the entry's own fields)."""
     test = exp["test"]
     if test == "faster":
         result = check_faster(exp, values, curves)
     elif test in ("higher", "lower", "similar"):
-        result = check_pair(exp, values)
+        result = withhold_if_still_training(exp, values, check_pair(exp, values))
     else:
-        result = check_cells(exp, values)
+        result = withhold_if_still_training(exp, values, check_cells(exp, values))
     return {"claim": exp["claim"], "source": exp["source"], "test": test, "metric": exp["metric"], **result}
 
 
@@ -312,7 +339,7 @@ def compute(ctx) -> None:
         curves = pd.read_parquet(summary / "curves.parquet")
     else:  # a study that trains nothing: only analysis measures to judge
         runs, curves = pd.DataFrame(columns=["run_dir", "status", "seed", "label"]), pd.DataFrame()
-    values = Values(ctx, runs)
+    values = Values(ctx, runs, curves)
     results = [check(exp, values, curves) for exp in study.expect]
     write_json(ctx.out / RESULTS_JSON, {"items": results})
     counts = {v: sum(r["verdict"] == v for r in results) for v in VERDICTS}
@@ -325,10 +352,9 @@ def fragment(ctx) -> dict:
     rows = [[f"{r['claim']} ({r['source']})", TEST_WORDS[r["test"]] + f" ({r['metric']})", r["observed"],
              f"{r['verdict'].upper()}: {r['reason']}"] for r in items]
     caption = ("Expected vs observed: each claim of the literature or the seed, tested on this study's runs. "
-               "higher / lower / similar pair the cells' runs by seed; with two or more seeds the verdict uses the "
-               "95% bootstrap interval of the mean paired difference (with two seeds, the range of the two "
-               "differences), with one seed a difference decides only when it is large (3 accuracy points, 10% "
-               "otherwise), else the verdict is inconclusive. faster = Ioffe & Szegedy's speedup: b's first step "
+               f"higher / lower / similar pair the cells' runs by seed; the verdict uses the 95% {ev.INTERVAL_METHOD} "
+               f"of the mean paired difference, drawn only from at least {ev.MIN_SEEDS} paired seeds: with fewer "
+               "the verdict is inconclusive and says whether the seeds agree. faster = Ioffe & Szegedy's speedup: b's first step "
                "at b's best validation accuracy over a's.")
     if any(r["metric"] == GAP for r in items):
         caption += (" train_test_gap = final train accuracy - final test accuracy, the train accuracy being the mean "

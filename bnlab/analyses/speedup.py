@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bnlab.analyses.collect import read_runs
-from bnlab.analyses.evidence import measure
+from bnlab.analyses.evidence import CONFIDENCE, INTERVAL_METHOD, MIN_SEEDS, measure, t_interval
 from bnlab.analyses.registry import Analysis, register, table
 from bnlab.analyses.registry import fragment as make_fragment
 from bnlab.params import NOT_APPLICABLE
@@ -210,24 +210,13 @@ def geometric_mean(values: np.ndarray) -> float:
     return float(np.exp(np.mean(np.log(values))))
 
 
-def bootstrap_geomean_ci(values: np.ndarray, *, n_boot: int, ci: float,
-                         rng_seed: int) -> tuple[float | None, float | None]:
-    """Percentile bootstrap interval of the geometric mean; (None, None) below 2 values.
-
-    Seeds are resampled with replacement. A fresh generator per call keeps each
-    interval reproducible and independent of how many groups came before it.
-    """
-    if len(values) < 2:
+def geomean_interval(values: np.ndarray, ci: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """The paired t-interval of the mean log ratio (evidence.t_interval), back on the ratio scale: the
+    interval of the geometric mean; (None, None) below evidence.MIN_SEEDS values."""
+    interval = t_interval(np.log(np.asarray(values, dtype=float)), ci)
+    if interval is None:
         return None, None
-    rng = np.random.default_rng(rng_seed)
-    logs = np.log(np.asarray(values, dtype=float))
-    picks = rng.integers(0, len(logs), size=(n_boot, len(logs)))
-    means = np.exp(logs[picks].mean(axis=1))
-    alpha = (1.0 - ci) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    # clip float noise so identical values give exactly their value as bounds
-    lo, hi = float(np.min(values)), float(np.max(values))
-    return float(min(max(low, lo), hi)), float(min(max(high, lo), hi))
+    return float(np.exp(interval[0])), float(np.exp(interval[1]))
 
 
 def _x(value: float) -> str:
@@ -254,22 +243,22 @@ def paired_text(n_seeds: int, outcomes: dict[str, int], speedup: float | None,
             (only, k), = outcomes.items()
             return f"{only} (0/{_seeds(n_seeds)})" if only == NOT_REACHED else f"{only} ({k}/{n_seeds})"
         return f"no speedup (0/{n_seeds} seeds reached; {others})"
-    interval = f" [{ci_low:.2f}, {ci_high:.2f}]" if ci_low is not None else ""
+    interval, tail = "", f", no interval from fewer than {MIN_SEEDS}"
+    if ci_low is not None:
+        # a zero-width interval (every seed the same ratio) is said, not printed as [x, x]
+        interval, tail = ("", ", the same in each") if ci_low == ci_high else (f" [{ci_low:.2f}, {ci_high:.2f}]", "")
     if n_reached == n_seeds:
-        tail = "" if n_reached > 1 else ", no interval"
         return f"{_x(speedup)}{interval} ({n_reached}/{_seeds(n_seeds)}{tail})"
-    tail = "" if n_reached > 1 else ", no interval"
     return f"{_x(speedup)}{interval} ({n_reached}/{n_seeds} seeds reached{tail}; {others})"
 
 
-def speedup_paired(per_seed: pd.DataFrame, *, n_boot: int = 10000, ci: float = 0.95,
-                   rng_seed: int = 0) -> pd.DataFrame:
-    """One row per (setting, BN variant): geometric-mean speedup over seeds with a bootstrap CI.
+def speedup_paired(per_seed: pd.DataFrame, *, ci: float = CONFIDENCE) -> pd.DataFrame:
+    """One row per (setting, BN variant): geometric-mean speedup over seeds with its t-interval.
 
     Only seeds with outcome "reached" enter the estimate (the others have no
     number); `n_reached` of `n_seeds` and the text say how many did. The
-    interval needs at least 2 reached seeds, else it is None and the text says
-    "no interval". `tau_mean` is the mean target accuracy over seeds that had one.
+    interval (evidence.t_interval on the log ratios) needs at least MIN_SEEDS reached seeds, else it is
+    None and the text says "no interval". `tau_mean` is the mean target accuracy over seeds that had one.
     """
     rows = []
     for (setting, bn), group in per_seed.groupby(["setting", "bn"], sort=False):
@@ -283,9 +272,9 @@ def speedup_paired(per_seed: pd.DataFrame, *, n_boot: int = 10000, ci: float = 0
         wall = reached["wall_speedup"].to_numpy(dtype=float)
         wall = wall[np.isfinite(wall)]
         est = geometric_mean(steps) if len(steps) else None
-        low, high = bootstrap_geomean_ci(steps, n_boot=n_boot, ci=ci, rng_seed=rng_seed)
+        low, high = geomean_interval(steps, ci)
         w_est = geometric_mean(wall) if len(wall) else None
-        w_low, w_high = bootstrap_geomean_ci(wall, n_boot=n_boot, ci=ci, rng_seed=rng_seed)
+        w_low, w_high = geomean_interval(wall, ci)
         taus = group["tau"].dropna()
         rows.append({
             "setting": setting, "bn": bn, "baseline": group["baseline"].iloc[0],
@@ -337,9 +326,12 @@ def _steps_clause(speedup: float) -> tuple[str, str]:
 
 
 def _ci_clause(ci: float, low, high) -> str:
-    """'95% CI 2.1–4.5', both bounds at one precision; '' when there is no interval."""
+    """'95% CI 2.1–4.5', both bounds at one precision; '' when there is no interval; 'the same in every
+    seed' for a zero-width one."""
     if low is None or _missing(low):
         return ""
+    if low == high:
+        return "the same in every seed"
     digits = 2 if low < 1 else 1
     return f"{round(100 * ci)}% CI {low:.{digits}f}–{high:.{digits}f}"
 
@@ -408,7 +400,7 @@ def speedup_table(paired: pd.DataFrame) -> dict:
     rows = [[r["setting"], r["bn"], r["text"], wall_text(r)] for _, r in paired.iterrows()]
     return table("Speedup from BN: optimizer steps (and training seconds) the no-BN run needs to reach its "
                  "best validation accuracy, divided by those the BN run needs to reach the same accuracy; "
-                 "geometric mean over seeds, percentile bootstrap interval over seeds.",
+                 f"geometric mean over seeds; 95% {INTERVAL_METHOD} of the log ratios, from at least {MIN_SEEDS} seeds.",
                  ["setting", "BN", "steps speedup [95% CI]", "wall-clock speedup [95% CI]"], rows,
                  ["diverged" in str(r["text"]) for _, r in paired.iterrows()])
 
@@ -440,5 +432,5 @@ def fragment(ctx) -> dict:
 register(Analysis(
     name="speedup",
     description="steps (and seconds) the no-BN run needs to reach its best validation accuracy over those "
-                "the BN run needs, paired by seed, bootstrap interval (Ioffe & Szegedy 2015)",
+                "the BN run needs, paired by seed, t-interval of the log ratios (Ioffe & Szegedy 2015)",
     compute=compute, fragment=fragment, needs=("summary",)))

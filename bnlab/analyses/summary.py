@@ -1,4 +1,10 @@
-"""Summary over seeds: mean and sd per grid cell, diverged runs counted, never dropped."""
+"""Summary over seeds: mean and sd per grid cell, diverged runs counted, never dropped.
+
+A cell whose finished runs split into some that trained and some that stayed at
+chance (evidence.chance_limit) is not summarised by a mean: 97% and 11% average
+to a number no seed had. Its accuracies are given per seed, the chance ones
+marked, and a sentence counts the outcomes.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import math
 import pandas as pd
 
 from bnlab.analyses.collect import collect_curves, collect_runs, read_runs
+from bnlab.analyses.evidence import chance_limit
 from bnlab.analyses.formats import fmt_loss, fmt_num, fmt_pct
 from bnlab.analyses.registry import Analysis, register, table
 from bnlab.analyses.registry import fragment as make_fragment
@@ -23,6 +30,54 @@ SUMMARY_METRICS = (
     ("final_test_loss", "test_loss"),
     ("train_seconds", "train_seconds"),
 )
+
+
+# accuracies given per seed in a split cell (the summary table's accuracy columns)
+SPLIT_METRICS = (("best_val_acc", "best_val_acc"), ("final_train_acc", "train_acc"), ("final_test_acc", "test_acc"))
+
+
+def is_split(row) -> bool:
+    """Some finished runs of the cell trained and some stayed at chance."""
+    n_ok = int(row["n"]) - int(row["n_diverged"])
+    return 0 < int(row.get("n_chance", 0) or 0) < n_ok
+
+
+def per_seed_values(row, name: str) -> list[tuple[int, float]]:
+    text = row.get(f"{name}_seeds")
+    if not isinstance(text, str) or not text:
+        return []
+    return [(int(s), float(v)) for s, v in (item.split(":") for item in text.split(";"))]
+
+
+def chance_seeds(row) -> set[int]:
+    text = row.get("chance_seeds")
+    return {int(s) for s in str(text).split(";")} if isinstance(text, str) and text else set()
+
+
+def split_text(row, name: str) -> str:
+    """'96.6, 97.3; 11.4 at chance': the trained seeds' values, then those at chance (in %)."""
+    values, stuck = per_seed_values(row, name), chance_seeds(row)
+    trained = ", ".join(f"{100 * v:.1f}" for s, v in values if s not in stuck)
+    chance = ", ".join(f"{100 * v:.1f}" for s, v in values if s in stuck)
+    return f"{trained}; {chance} at chance"
+
+
+def split_findings(summary: pd.DataFrame) -> list[str]:
+    """A sentence per split cell: how many seeds trained (their test accuracies) and how many did not."""
+    sentences = []
+    for _, r in summary.iterrows():
+        if not is_split(r):
+            continue
+        stuck, values = chance_seeds(r), per_seed_values(r, "test_acc")
+        trained = [v for s, v in values if s not in stuck]
+        n_ok = int(r["n"]) - int(r["n_diverged"])
+        k = n_ok - len(stuck)
+        sentences.append(
+            f"{r['label']}: the seeds split, {k} of {n_ok} trained (test accuracy "
+            f"{', '.join(_pct(v) for v in trained)}) and {len(stuck)} stayed at chance "
+            f"(seed{'s' if len(stuck) != 1 else ''} {', '.join(map(str, sorted(stuck)))}); its means are not "
+            "a result of either kind.")
+    return sentences
 
 
 def summarize(runs: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
@@ -43,6 +98,14 @@ def summarize(runs: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
             values = pd.to_numeric(ok[column], errors="coerce").dropna() if column in ok else pd.Series(dtype=float)
             row[f"{name}_mean"] = values.mean() if len(values) else None
             row[f"{name}_sd"] = values.std(ddof=1) if len(values) > 1 else None
+        # at chance: a finished run whose final test accuracy is at most 1/classes + 5 points
+        test = pd.to_numeric(ok["final_test_acc"], errors="coerce") if "final_test_acc" in ok else pd.Series(dtype=float)
+        stuck = test <= chance_limit(str(group.iloc[0].get("dataset", "")))
+        row["n_chance"] = int(stuck.sum())
+        row["chance_seeds"] = ";".join(str(int(s)) for s in ok.seed[stuck])
+        for column, name in SPLIT_METRICS:
+            values = pd.to_numeric(ok[column], errors="coerce") if column in ok else pd.Series(dtype=float)
+            row[f"{name}_seeds"] = ";".join(f"{int(s)}:{float(v)!r}" for s, v in zip(ok.seed, values) if pd.notna(v))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -174,6 +237,8 @@ def summary_table(summary: pd.DataFrame, note: str = "") -> dict:
     rows, diverged = [], []
     for _, r in summary.iterrows():
         def pm(name, f=fmt_pct):
+            if is_split(r) and any(name == n for _, n in SPLIT_METRICS):
+                return split_text(r, name)  # a mean of trained and untrained seeds is neither
             mean, sd = r.get(f"{name}_mean"), r.get(f"{name}_sd")
             if f(mean) == "":
                 return "—"
@@ -186,7 +251,9 @@ def summary_table(summary: pd.DataFrame, note: str = "") -> dict:
         diverged.append(int(r["n_diverged"]) > 0)
     caption = ("Summary over seeds (accuracies: mean ± sd of finished runs, in %; losses and train s: means; "
                "diverged/runs counts the runs whose loss became non-finite; train acc and train loss are over the "
-               "training batches since the last evaluation, in training mode; train s = training seconds)."
+               "training batches since the last evaluation, in training mode; train s = training seconds). Where some "
+               "seeds of a setting trained and others stayed at chance (final test accuracy at most 1/classes + 5 "
+               "points), its accuracies are per seed, trained first, then those at chance: a mean would be neither."
                + (f" {note}" if note else ""))
     return table(caption, header=SUMMARY_HEADER, rows=rows, diverged=diverged)
 
@@ -224,14 +291,15 @@ def _gap_text(metric: str, ours: float, band: list[float]) -> str:
     return f"{100 * gap:.2f} points {side}"
 
 
-def reference_verdict(ref: dict, values: list[float], setting_gaps: list[str]) -> dict:
+def reference_verdict(ref: dict, values: list[float], setting_gaps: list[str], chance: float | None = None) -> dict:
     """Score one reference: reproduced (inside its band) or missed (outside), or not scored and why.
 
     A number is scored where the reference gives a band, names no difference that holds at every scale
     (`differs`), and every matching run of ours has the published setup's parameters (`setting_gaps`
     lists where they do not: 'Fashion-MNIST (published: MNIST)'). Our value is the median over the
     finished matching runs (seeds), so one run that failed to train does not decide it alone; the table
-    lists every run's value. Returns {"what", "verdict": "inside" | "outside" | "not scored", "ours",
+    lists every run's value. Where `chance` is given (an accuracy) and the seeds split between trained and
+    at chance, the reason says so, with the trained seeds' place against the band. Returns {"what", "verdict": "inside" | "outside" | "not scored", "ours",
     "band", "reason", "why_not_scored", "metric", "published", "source", "n_runs", "gap"}.
     """
     metric = ref.get("metric", "final_test_acc")
@@ -257,6 +325,13 @@ def reference_verdict(ref: dict, values: list[float], setting_gaps: list[str]) -
         else:
             gap = _gap_text(metric, ours, band)
             reason = f"ours {metric_text(metric, ours)} is {gap} the band {span}"
+    if band and chance is not None and verdict in ("inside", "outside"):
+        trained = [v for v in values if v > chance]
+        if 0 < len(trained) < len(values):
+            inside = sum(band[0] <= v <= band[1] for v in trained)
+            reason += (f"; the seeds split: {len(trained)} of {len(values)} trained "
+                       f"({', '.join(metric_text(metric, v) for v in trained)}; {inside} inside the band), "
+                       f"{len(values) - len(trained)} stayed at chance")
     caveat = (ref.get("caveat") or "").strip() if verdict == "outside" else ""  # what may explain a miss
     return {"what": ref["what"], "verdict": verdict, "why_not_scored": why, "ours": ours, "band": band,
             "reason": reason, "gap": gap, "caveat": caveat, "metric": metric, "published": ref["published"],
@@ -281,8 +356,10 @@ def reference_rows(study, runs: pd.DataFrame) -> list[dict]:
         setup_of_ref = ref.get("setup") or {}
         gaps = differences({p: [r.as_strings()[p] for r in chosen] for p in setup_of_ref}, setup_of_ref,
                            "published")
+        chance = (max(chance_limit(r.dataset) for r in chosen)
+                  if chosen and metric.endswith("_acc") else None)
         out.append({"ref": ref, "values": values, "setup": setup,
-                    "verdict": reference_verdict(ref, values, gaps)})
+                    "verdict": reference_verdict(ref, values, gaps, chance)})
     return out
 
 
@@ -402,7 +479,8 @@ def fragment(ctx) -> dict:
     first = read_json(ctx.run_dir(study.runs[0]) / METRICS)
     return make_fragment(
         tables=tables,
-        findings=(picked_rates_findings(ctx) + generic_findings(summary) + bn_comparison_findings(summary, study.axes)
+        findings=(picked_rates_findings(ctx) + generic_findings(summary) + split_findings(summary)
+                  + bn_comparison_findings(summary, study.axes)
                   + references_findings(verdicts)),
         stats={"n_runs": len(runs), "n_diverged": int((runs.status == "diverged").sum()),
                "train_seconds": float(pd.to_numeric(runs.train_seconds, errors="coerce").sum()),

@@ -2,8 +2,9 @@
 
 "How far can you bring up the test accuracy by continuing the training?" For
 every pair of cells of a study that differ only in the epochs axis: mean test
-accuracy over seeds of the shorter and the longer run, the difference and
-whether it exceeds twice the seeds' spread; and, from the longer run's own
+accuracy over seeds of the shorter and the longer run, the difference paired
+by seed and whether its 95% paired t-interval (evidence.t_interval, at least 3
+paired seeds) excludes 0; and, from the longer run's own
 curve, validation (and, where recorded, test) accuracy at the shorter run's
 epoch count against the end, with the slope over its last k curve points
 (was it still rising when training stopped?). A study without an epochs axis
@@ -18,13 +19,14 @@ import numpy as np
 import pandas as pd
 
 from bnlab.analyses.collect import read_runs
+from bnlab.analyses.evidence import MIN_SEEDS, STILL_RISING, end_slope, t_interval, what_would_decide
+from bnlab.analyses.evidence import pair as pair_seeds
 from bnlab.analyses.registry import Analysis, fragment, register, table
 from bnlab.runfolder import read_json, write_json
 
 TRENDS_CSV, TRENDS_JSON = "trends.csv", "trends.json"
 AXIS = "epochs"
 METRIC = "final_test_acc"
-SPREAD_FACTOR = 2  # "clear" = the difference exceeds twice the larger of the two cells' sd over seeds
 NB = "\u00a0"  # non-breaking space: "83.0 ± 0.1" and "4 → 8" stay on one line of a narrow column
 
 
@@ -66,39 +68,30 @@ def curve_at(curve: pd.DataFrame, epoch: float) -> float:
     return float(before.acc.iloc[-1]) if len(before) else math.nan
 
 
-def end_slope(curve: pd.DataFrame, k: int) -> float:
-    """Least-squares slope of acc against epoch over the last k curve points (NaN with fewer than 2)."""
-    tail = curve.tail(k)
-    if len(tail) < 2 or tail.epoch.nunique() < 2:
-        return math.nan
-    return float(np.polyfit(tail.epoch.astype(float), tail.acc.astype(float), 1)[0])
-
-
 def _curve(curves: pd.DataFrame, label: str, seed, split: str) -> pd.DataFrame:
     sel = curves[(curves.label == label) & (curves.seed == seed) & (curves.split == split)]
     sel = sel[np.isfinite(sel.acc.astype(float))]
     return sel.sort_values("step")
 
 
-def _verdict(diff: float, spread: float, n_short: int, n_long: int) -> str:
+def _verdict(interval, n_short: int, n_long: int) -> str:
+    """From the paired interval of long - short only: none below MIN_SEEDS paired seeds."""
     if n_short == 0 or n_long == 0:
         return "no finished runs"
-    if min(n_short, n_long) < 2 or not _present(spread):
+    if interval is None:
         return "inconclusive"
-    if diff > SPREAD_FACTOR * spread:
-        return "improved"
-    if diff < -SPREAD_FACTOR * spread:
-        return "worse"
-    return "no clear change"
+    lo, hi = interval
+    return "improved" if lo > 0 else "worse" if hi < 0 else "no clear change"
 
 
 def _trend(slopes: list[float]) -> str:
     slopes = [s for s in slopes if _present(s)]
     if not slopes:
         return "too few points"
-    if all(s > 0 for s in slopes):
+    # one rule for "still training" (evidence.still_training): rising faster than STILL_RISING per epoch
+    if all(s > STILL_RISING for s in slopes):
         return "still rising"
-    if all(s <= 0 for s in slopes):
+    if all(s <= STILL_RISING for s in slopes):
         return "flat or falling"
     return "mixed"
 
@@ -116,12 +109,11 @@ def trend_rows(runs: pd.DataFrame, curves: pd.DataFrame, axes: list[str], last_p
         mean = {k: float(v.mean()) if len(v) else math.nan for k, v in vals.items()}
         sd = {k: float(v.std(ddof=1)) if len(v) > 1 else math.nan for k, v in vals.items()}
         diff = mean["long"] - mean["short"]
-        spread = max(sd["short"], sd["long"]) if _present(sd["short"]) and _present(sd["long"]) else math.nan
         # paired by seed: same seed = same initial draw and data order
         by_seed = {k: dict(zip(ok[k].seed, pd.to_numeric(ok[k][metric], errors="coerce"))) for k in ok}
-        common = [s for s in by_seed["long"] if s in by_seed["short"]
-                  and _present(by_seed["long"][s]) and _present(by_seed["short"][s])]
-        up = sum(by_seed["long"][s] > by_seed["short"][s] for s in common)
+        paired = pair_seeds(by_seed["long"], by_seed["short"])
+        interval = t_interval(paired.diffs)
+        up = int((paired.diffs > 0).sum())
         # the longer run's own curve, per seed
         at_short, at_end, t_short, t_end, slopes, first_tail = [], [], [], [], [], []
         for seed in ok["long"].seed:
@@ -141,8 +133,11 @@ def trend_rows(runs: pd.DataFrame, curves: pd.DataFrame, axes: list[str], last_p
             "n_short_runs": int((runs.label == pair["short_label"]).sum()),
             "n_long_runs": int((runs.label == pair["long_label"]).sum()),
             "short_mean": mean["short"], "short_sd": sd["short"], "long_mean": mean["long"], "long_sd": sd["long"],
-            "diff": diff, "spread": spread, "n_paired": len(common), "paired_up": up,
-            "verdict": _verdict(diff, spread, n_short, n_long),
+            "diff": diff, "paired_diff": paired.mean_diff if paired.n else math.nan,
+            "ci_low": interval[0] if interval else math.nan, "ci_high": interval[1] if interval else math.nan,
+            "n_paired": paired.n, "paired_up": up,
+            "decide": what_would_decide(paired.diffs, abs(paired.mean_diff)) if paired.n else "",
+            "verdict": _verdict(interval, n_short, n_long),
             "val_at_short": avg(at_short), "val_at_end": avg(at_end),
             "test_at_short": avg(t_short), "test_at_end": avg(t_end),
             "slope": avg(slopes), "slopes_up": sum(s > 0 for s in slopes if _present(s)),
@@ -161,6 +156,23 @@ def _ep(x: float) -> str:
     return f"{x:g}"
 
 
+def interval_text(r: dict) -> str:
+    """'95% interval [+2.1, +4.0] points over 3 paired seeds', or 'the same in all 3 paired seeds'."""
+    if r["ci_low"] == r["ci_high"]:
+        return f"the same in all {r['n_paired']} paired seeds"
+    return f"95% interval [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}] points over {r['n_paired']} paired seeds"
+
+
+def verdict_sentence(r: dict) -> str:
+    if r["verdict"] == "inconclusive":
+        n = r["n_paired"]
+        return (f"With {n if n else 'no'} paired seed{'s' if n != 1 else ''} there is no interval (it needs "
+                f"{MIN_SEEDS}): inconclusive" + (f"; {r['decide']}." if r["decide"] else "."))
+    ending = {"improved": "it excludes 0: longer training helped.", "worse": "it excludes 0: longer training hurt.",
+              "no clear change": "it includes 0: no clear change" + (f"; {r['decide']}." if r["decide"] else ".")}
+    return f"The paired difference: {interval_text(r)}; {ending[r['verdict']]}"
+
+
 def trend_sentence(r: pd.Series | dict) -> str:
     """One sentence-pair per epoch pair, every number from the row."""
     r = dict(r)
@@ -175,13 +187,7 @@ def trend_sentence(r: pd.Series | dict) -> str:
             f"{'at' if verb == 'left' else 'from'} {_pct(r['short_mean'])}{sd('short_sd')}"
             f"{'' if verb == 'left' else ' to ' + _pct(r['long_mean']) + sd('long_sd')} ({diff:+.1f} points"
             + (f"; higher in {r['paired_up']} of {r['n_paired']} seeds" if r["n_paired"] else "") + "). ")
-    band = f"{SPREAD_FACTOR * 100 * r['spread']:.1f} points" if _present(r["spread"]) else ""
-    text += {
-        "improved": f"The gain exceeds twice the seeds' spread ({band}): longer training helped.",
-        "worse": f"The drop exceeds twice the seeds' spread ({band}): longer training hurt.",
-        "no clear change": f"That is within twice the seeds' spread ({band}): no clear change.",
-        "inconclusive": "With one seed per cell there is no spread to weigh it against: inconclusive.",
-    }[r["verdict"]]
+    text += verdict_sentence(r)
     if _present(r["val_at_end"]):
         text += (f" The {el}-epoch run's own validation curve went from {_pct(r['val_at_short'])} at epoch {es} "
                  f"to {_pct(r['val_at_end'])} at epoch {el}")
@@ -201,10 +207,18 @@ def trend_sentence(r: pd.Series | dict) -> str:
     return text
 
 
+def _interval_cell(r) -> str:
+    if not _present(r["ci_low"]):
+        return f"none ({r['n_paired']} paired)"
+    if r["ci_low"] == r["ci_high"]:
+        return "same in every seed"
+    return f"[{100 * r['ci_low']:+.1f},{NB}{100 * r['ci_high']:+.1f}]"
+
+
 def trend_table(frame: pd.DataFrame, last_points: int) -> dict:
     with_test = frame["test_at_end"].map(_present).any()
     header = ["setting", "epochs", "test acc % short", "test acc % long", "diff (points; seeds up)",
-              f"{SPREAD_FACTOR}x sd (points)", "verdict", "long run: val % at short epochs → end"]
+              "95% interval (points)", "verdict", "long run: val % at short epochs → end"]
     header += ["long run: test curve % → end"] if with_test else []
     header += [f"val slope, last {last_points} points (points/epoch)", "end of curve"]
     def pm(m, s) -> str:
@@ -218,7 +232,7 @@ def trend_table(frame: pd.DataFrame, last_points: int) -> dict:
                pm(r["long_mean"], r["long_sd"]),
                (f"{100 * r['diff']:+.1f}" if _present(r["diff"]) else "—")
                + (f" ({r['paired_up']}/{r['n_paired']})" if r["n_paired"] else ""),
-               f"{SPREAD_FACTOR * 100 * r['spread']:.1f}" if _present(r["spread"]) else "—", r["verdict"],
+               _interval_cell(r), r["verdict"],
                f"{pct(r['val_at_short'])}{NB}→{NB}{pct(r['val_at_end'])}"]
         if with_test:
             row.append(f"{pct(r['test_at_short'])}{NB}→{NB}{pct(r['test_at_end'])}")
@@ -226,12 +240,13 @@ def trend_table(frame: pd.DataFrame, last_points: int) -> dict:
                 f"{r['trend']} ({r['slopes_up']}/{r['slopes_n']})" if r["trend"] == "mixed" else r["trend"]]
         rows.append(row)
     caption = ("Longer training, per pair of cells that differ only in epochs: test accuracy (whole test set, "
-               "mean ± sd over finished seeds), the difference (long - short; seeds paired by seed) and its "
-               f"verdict (improved / worse = the difference exceeds {SPREAD_FACTOR}x the larger sd over seeds; "
-               "inconclusive with one seed). From the longer run's own curve (the curve subset): validation "
+               "mean ± sd over finished seeds), the difference (long - short; seeds paired by seed), its 95% paired "
+               f"t-interval and verdict (improved / worse = the interval excludes 0; from at least {MIN_SEEDS} paired "
+               "seeds, else inconclusive). From the longer run's own curve (the curve subset): validation "
                + ("and test " if with_test else "") + "accuracy at the shorter run's epoch count and at the end, "
                f"and the least-squares slope of validation accuracy over its last {last_points} curve points "
-               "(still rising = positive in every seed, flat or falling = in none, mixed: seeds rising/seeds).")
+               f"(still rising = above {100 * STILL_RISING:g} points per epoch in every seed, flat or falling = "
+               "in none, mixed: seeds rising/seeds).")
     return table(caption, header, rows, [r["verdict"] == "no finished runs" for _, r in frame.iterrows()])
 
 
@@ -270,7 +285,7 @@ def make_fragment(ctx) -> dict:
 register(Analysis(
     name="trends",
     description="longer training: cells that differ only in epochs, test accuracy short vs long over seeds "
-                "against the seeds' spread, and whether the longer run's validation curve was still rising "
+                "with its paired t-interval over seeds, and whether the longer run's validation curve was still rising "
                 "(seed 000 ex. 2e)",
     compute=compute, fragment=make_fragment, needs=("summary",),
     options={"last_points": {"type": "integer", "minimum": 2, "default": 3,
