@@ -393,28 +393,45 @@ def _ours_cell(values: list[float], metric: str) -> str:
     return f"{median} (median of {len(values)}: {each})"
 
 
-def references_table(study, runs: pd.DataFrame) -> dict | None:
-    """Published numbers beside ours: our runs selected by each reference's `match`, and the verdict."""
+def _notes_used(notes: list[str], cells: list[str]) -> list[str]:
+    """The shared notes ('(a) ...') that some of these verdict cells point to ('see note (a)', 'note (a)')."""
+    return [n for n in notes if any(f"note {n.split(' ', 1)[0]}" in c for c in cells)]
 
+
+def references_tables(study, runs: pd.DataFrame) -> list[dict]:
+    """Published numbers beside ours, in two tables: those scored (inside or outside their band, with our
+    setup) and, compactly, those not scored here with why (context, not evidence)."""
     if not study.references:
-        return None
+        return []
     items = reference_rows(study, runs)
     verdicts, notes = _verdict_cells([item["verdict"] for item in items])
-    # why each band is as wide as it is, said once per distinct reason
-    band_reasons = list(dict.fromkeys((item["ref"].get("band_reason") or "").strip() for item in items
-                                      if item["verdict"]["verdict"] in ("inside", "outside")))
-    rows = []
-    for item, verdict in zip(items, verdicts):
-        ref = item["ref"]
-        rows.append([ref["what"], ref["published"], ref["source"], _ours_cell(item["values"], item["verdict"]["metric"]),
-                     item["setup"], verdict])
-    caption = ("Published numbers beside ours: reproduced where ours lies inside the band, missed where not. "
-               "A number is scored only where our matching runs have the published setup (dataset, epochs, "
-               "training images) and nothing else known makes them incomparable; otherwise it is context. Ours "
-               "is the median over seeds, each run's value after it.")
-    notes = [f"Band: {r[0].upper() + r[1:]}." for r in band_reasons if r] + notes
-    return table(caption, ["published setup", "published", "source", "ours", "our setup", "verdict"], rows,
-                 text=True, notes=notes)
+    scored = [i for i, item in enumerate(items) if item["verdict"]["verdict"] in ("inside", "outside")]
+    others = [i for i in range(len(items)) if i not in scored]
+    tables = []
+    if scored:
+        # why each band is as wide as it is, said once per distinct reason
+        band_reasons = list(dict.fromkeys((items[i]["ref"].get("band_reason") or "").strip() for i in scored))
+        rows = [[items[i]["ref"]["what"], items[i]["ref"]["published"], items[i]["ref"]["source"],
+                 _ours_cell(items[i]["values"], items[i]["verdict"]["metric"]), items[i]["setup"], verdicts[i]]
+                for i in scored]
+        caption = ("Published numbers scored against ours: reproduced where ours lies inside the band, missed "
+                   "where not. A number is scored only where our matching runs have the published setup (dataset, "
+                   "epochs, training images) and nothing else known makes them incomparable. Ours is the median "
+                   "over seeds, each run's value after it.")
+        caveats = _notes_used(notes, [verdicts[i] for i in scored])
+        tables.append(table(caption, ["published setup", "published", "source", "ours", "our setup", "verdict"],
+                            rows, text=True, notes=[f"Band: {r[0].upper() + r[1:]}." for r in band_reasons if r]
+                            + caveats))
+    if others:
+        rows = [[items[i]["ref"]["what"], items[i]["ref"]["published"], items[i]["ref"]["source"],
+                 _ours_cell(items[i]["values"], items[i]["verdict"]["metric"]),
+                 verdicts[i].removeprefix("not scored: ")] for i in others]
+        shared = _notes_used(notes, [verdicts[i] for i in others])
+        caption = ("Published numbers not scored here, for context: our runs' setup is not the published one, "
+                   "no band is given, or nothing of ours matches.")
+        tables.append(table(caption, ["published setup", "published", "source", "ours", "why not scored"], rows,
+                            text=True, notes=shared))
+    return tables
 
 
 def references_findings(verdicts: list[dict]) -> list[str]:
@@ -471,10 +488,7 @@ def fragment(ctx) -> dict:
     study = ctx.study
     runs = read_runs(ctx.out / RUNS_CSV, study.axes)
     summary = pd.read_csv(ctx.out / SUMMARY_CSV, dtype={axis: str for axis in study.axes})
-    tables = [summary_table(summary, evaluation_note(study.runs))]
-    references = references_table(study, runs)
-    if references:
-        tables.append(references)
+    tables = [summary_table(summary, evaluation_note(study.runs)), *references_tables(study, runs)]
     verdicts = [item["verdict"] for item in reference_rows(study, runs)]
     first = read_json(ctx.run_dir(study.runs[0]) / METRICS)
     return make_fragment(
