@@ -165,6 +165,8 @@ class StudyPlan:
     # their cell selectors are canonical text like references' `match`
     expect: list[dict] = field(default_factory=list)
     compare: list[dict] = field(default_factory=list)
+    # names of cells (`labels:`): (canonical cell selector, name), the first that matches a run names it
+    names: list[tuple[dict, str]] = field(default_factory=list)
     resources: dict = field(default_factory=dict)  # mem_mb / runtime_min / gpus_per_run over `execution`'s
     # the library's scale this study was written out at ("" for an inline study), why that scale departs
     # from the seed, the seed's stated setting (canonical text), and a dataset fallback's note
@@ -207,6 +209,10 @@ class StudyPlan:
         from a base network) names a run by what differs from its most common setting instead,
         "base" for that setting: the full text would repeat every varying axis in every legend entry."""
         s = run.as_strings()
+        for cell, name in self.names:  # a name people use, then what else varies
+            if all(s.get(k) == v for k, v in cell.items()):
+                rest = [f"{a}={s[a]}" for a in self.axes if a not in cell and s[a] != NOT_APPLICABLE]
+                return ", ".join([name, *rest])
         # "na" marks a parameter that does not apply to this run (init_scale of xavier, say)
         if "batch_growth" in self.analyses:
             # lr/batch policies read better in words; other varying axes follow as key=value
@@ -478,7 +484,7 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
     analyses, analysis_options = _analysis_entries(study["analyses"], where + ["analyses"])
     if study["kind"] != "train":
         # Studies that train nothing: the grid keys would be silently ignored, so refuse them.
-        for key in ("fixed", "grid", "exclude", "analyses", "references", "compare", "resources"):
+        for key in ("fixed", "grid", "exclude", "analyses", "references", "compare", "labels", "resources"):
             if study[key]:
                 raise ConfigError(f"config error at '{_path_text(where + [key])}': a study of kind "
                                   f"'{study['kind']}' trains nothing and takes no {key}")
@@ -558,6 +564,9 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         resources=dict(study["resources"]),
         **setting,
     )
+    plan.names = [(_cell(plan, entry["cell"], where + ["labels", i, "cell"], one=False), entry["name"])
+                  for i, entry in enumerate(study["labels"])]
+    _check_names_tell_cells_apart(plan, where + ["labels"])
     plan.expect = [_expectation(plan, e, where + ["expect", i]) for i, e in enumerate(study["expect"])]
     plan.compare = [{**c, "a": _cell(plan, c["a"], where + ["compare", i, "a"], one=True),
                      "b": _cell(plan, c["b"], where + ["compare", i, "b"], one=True)}
@@ -593,6 +602,19 @@ def _cell(study: StudyPlan, partial: dict, where: list, one: bool) -> dict[str, 
         raise ConfigError(f"config error at '{_path_text(where)}': {partial} matches {len(labels)} cells "
                           f"({'; '.join(labels[:4])}{'; ...' if len(labels) > 4 else ''}); name one cell")
     return canonical
+
+
+def _check_names_tell_cells_apart(study: StudyPlan, where: list) -> None:
+    """Two cells (runs apart from the seed) must not share a label once `labels:` names them."""
+    if not study.names:
+        return
+    seen: dict[str, str] = {}
+    for run in study.runs:
+        cell = ", ".join(f"{a}={run.as_strings()[a]}" for a in study.axes)
+        label = study.label(run)
+        if seen.setdefault(label, cell) != cell:
+            raise ConfigError(f"config error at '{_path_text(where)}': cells {seen[label]} and {cell} are both "
+                              f"called '{label}'; give their names cells that tell them apart")
 
 
 def _expectation(study: StudyPlan, entry: dict, where: list) -> dict:

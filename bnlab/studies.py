@@ -142,6 +142,8 @@ def _selector_places(study: dict) -> list[tuple[str, Any]]:
         for key in ("a", "b"):
             if key in entry:
                 places.append((f"compare[{i}].{key}", entry, key))
+    for i, entry in enumerate(study.get("labels") or []):
+        places.append((f"labels[{i}].cell", entry, "cell"))
     for i, entry in enumerate(study.get("references") or []):
         for key in ("match", "setup"):
             if key in entry:

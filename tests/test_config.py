@@ -202,3 +202,23 @@ def test_study_resources_raise_the_execution_defaults_for_its_runs():
     bad = {**cfg, "studies": {"s": {"title": "t", "question": "q", "resources": {"gpus": 1}}}}
     with pytest.raises(ConfigError, match=r"'studies.s.resources'.*allowed keys: gpus_per_run, mem_mb, runtime_min"):
         build_plan(bad)
+
+
+def test_labels_name_cells_in_words_and_keep_cells_apart():
+    grid = {"bn": ["none", "hidden"], "dropout_hidden": [0, 0.5], "lr": [1e-3, 1e-2]}
+    labels = [{"name": "BN + dropout", "cell": {"bn": "hidden", "dropout_hidden": 0.5}},
+              {"name": "plain", "cell": {"bn": "none", "dropout_hidden": 0}}]
+    study = build_plan(small_config(grid=grid, labels=labels)).studies["s"]
+    names = {study.label(r) for r in study.runs}
+    # a named cell: its name, then what else varies; an unnamed one keeps key=value
+    assert {"BN + dropout, lr=0.001", "BN + dropout, lr=0.01", "plain, lr=0.001"} <= names
+    assert "bn=hidden, dropout_hidden=0, lr=0.001" in names
+    assert "bn=hidden, dropout_hidden=0, lr=0.001" in {build_plan(small_config(grid=grid)).studies["s"].label(r)
+                                                       for r in study.runs}
+    # one name for two cells is refused, naming the field
+    clash = [{"name": "BN", "cell": {"bn": "hidden", "dropout_hidden": 0}},
+             {"name": "BN", "cell": {"bn": "hidden", "dropout_hidden": 0.5}}]
+    with pytest.raises(ConfigError, match=r"'studies\.s\.labels'.*both called 'BN, lr=0.001'"):
+        build_plan(small_config(grid=grid, labels=clash))
+    with pytest.raises(ConfigError, match=r"'studies\.s\.labels\[0\]\.cell'.*matches no run"):
+        build_plan(small_config(grid=grid, labels=[{"name": "x", "cell": {"bn": "input+hidden"}}]))
