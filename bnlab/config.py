@@ -209,9 +209,9 @@ class StudyPlan:
         from a base network) names a run by what differs from its most common setting instead,
         "base" for that setting: the full text would repeat every varying axis in every legend entry."""
         s = run.as_strings()
-        for cell, name in self.names:  # a name people use, then what else varies
+        for i, (cell, name) in enumerate(self.names):  # a name people use, then what varies within its cell
             if all(s.get(k) == v for k, v in cell.items()):
-                rest = [f"{a}={s[a]}" for a in self.axes if a not in cell and s[a] != NOT_APPLICABLE]
+                rest = [f"{a}={s[a]}" for a in self._varying_within[i] if s[a] != NOT_APPLICABLE]
                 return ", ".join([name, *rest])
         # "na" marks a parameter that does not apply to this run (init_scale of xavier, say)
         if "batch_growth" in self.analyses:
@@ -225,6 +225,15 @@ class StudyPlan:
 
     def _full_label(self, values: dict) -> str:
         return ", ".join(f"{a}={values[a]}" for a in self.axes if values[a] != NOT_APPLICABLE) or "all runs"
+
+    @cached_property
+    def _varying_within(self) -> list[list[str]]:
+        """Per named cell, the study's axes that still vary among the runs it selects (lr within 'MLP')."""
+        out = []
+        for cell, _ in self.names:
+            values = [r.as_strings() for r in self.select(cell)]
+            out.append([a for a in self.axes if len({v[a] for v in values}) > 1])
+        return out
 
     @cached_property  # labels are asked for run by run; the study's runs do not change once planned
     def _base_setting(self) -> dict:
