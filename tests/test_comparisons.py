@@ -106,12 +106,12 @@ def test_a_pair_with_a_run_still_training_is_not_called_until_it_is_flat(tmp_pat
     study = study_with(PAIR, seeds=(0, 1, 2))
     rising = compare(tmp_path / "rising", study, CLEAR, rising={("none", 2)})
     c = rising["stats"]["comparisons"][0]
-    assert c["still_training"] == ["bn=none seed 2: +2.0 points/epoch at epoch 2"]
+    assert c["still_training"] == ["bn=none seed 2: +2.00 points/epoch at epoch 2"]
     assert {m["direction"] for m in c["metrics"].values()} == {"not called: still training"}
     sentence = rising["findings"][0]
     assert "higher" not in sentence and sentence.endswith(
         "Still training: 1 run rose faster than 0.5 points per epoch over their last 3 validation points "
-        "(bn=none seed 2: +2.0 points/epoch at epoch 2).")
+        "(bn=none seed 2: +2.00 points/epoch at epoch 2).")
     flat = compare(tmp_path / "flat", study, CLEAR)
     assert flat["stats"]["comparisons"][0]["metrics"]["final_test_acc"]["direction"] == "higher"
 

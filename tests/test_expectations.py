@@ -266,7 +266,7 @@ def test_a_verdict_is_withheld_while_a_run_is_still_training_and_given_once_it_i
     assert got == [ev.INCONCLUSIVE]
     reason = frag["stats"]["expectations"]["items"][0]["reason"]
     assert reason.startswith("still training: 1 run rose faster than 0.5 points per epoch over their last 3 "
-                             "validation points (bn=none seed 1: +2.0 points/epoch at epoch 3), so their final "
+                             "validation points (bn=none seed 1: +2.00 points/epoch at epoch 3), so their final "
                              "numbers are not those of finished models; on these numbers: confirmed (3 seeds")
     # a slower rise, under the rule's 0.5 points per epoch, counts as finished
     slow = {**flat, ("none", 1): [0.1, 0.846, 0.848, 0.85]}

@@ -66,7 +66,7 @@ def still_training(curve) -> bool:
 
 def still_training_runs(rows, curves) -> list[str]:
     """The finished runs among run-table `rows` (label, seed, status) still training by the rule, in words
-    ('bn=none seed 1: +2.1 points/epoch at epoch 3'), from the summary's curves (label, seed, split, step,
+    ('bn=none seed 1: +2.10 points/epoch at epoch 3'), from the summary's curves (label, seed, split, step,
     epoch, acc); none where no curves were recorded."""
     if curves is None or len(curves) == 0:
         return []
@@ -77,7 +77,7 @@ def still_training_runs(rows, curves) -> list[str]:
         curve = curves[(curves.label == r.label) & (curves.seed == r.seed) & (curves.split == "val")]
         curve = curve.sort_values("step")
         if still_training(curve):
-            out.append(f"{r.label} seed {r.seed}: {100 * end_slope(curve):+.1f} points/epoch at epoch "
+            out.append(f"{r.label} seed {r.seed}: {100 * end_slope(curve):+.2f} points/epoch at epoch "
                        f"{float(curve.epoch.iloc[-1]):g}")
     return list(dict.fromkeys(out))
 
