@@ -272,3 +272,33 @@ def test_a_verdict_is_withheld_while_a_run_is_still_training_and_given_once_it_i
     slow = {**flat, ("none", 1): [0.1, 0.846, 0.848, 0.85]}
     write_summary(tmp_path / "slow", study, acc, curve=slow)
     assert verdicts(tmp_path / "slow", study)[0] == [ev.CONFIRMED]
+
+
+def test_a_gap_claim_on_dropout_runs_is_withheld_while_train_accuracy_has_dropout_on(tmp_path):
+    gap = {"claim": "Dropout narrows the gap", "source": SRC, "test": "lower", "metric": "train_test_gap",
+           "a": {"dropout_hidden": 0.5}, "b": {"dropout_hidden": 0}}
+    seeds = (0, 1, 2)
+    # write_summary gives train accuracy = test + 5 points; the dropout cell's test accuracy is lower,
+    # so its gap equals the other's and differs only through train accuracy set below
+    study = plan_with([gap], seeds=seeds, grid={"dropout_hidden": [0, 0.5]})
+    out = tmp_path / "studies" / study.name / "summary"
+    write_summary(tmp_path, study, {(r.bn, r.seed): .9 for r in study.runs})
+    runs = pd.read_csv(out / "runs.csv")
+    dropout = runs.run_dir.isin([r.relative_dir() for r in study.runs if r.dropout_hidden > 0])
+    runs.loc[dropout, "final_train_acc"] = runs.loc[dropout, "final_test_acc"] - 0.02  # train below test
+    runs.to_csv(out / "runs.csv", index=False)
+    got, frag = verdicts(tmp_path, study)
+    assert got == [ev.INCONCLUSIVE]
+    reason = frag["stats"]["expectations"]["items"][0]["reason"]
+    assert reason.startswith("not a finished model's gap: the train accuracy of dropout_hidden=0.5 is measured in "
+                             "training mode, with dropout on") and "on these numbers: confirmed" in reason
+    # the same claim between two cells without dropout (here: two lrs) is judged
+    plain = {**gap, "claim": "A higher rate narrows the gap", "a": {"lr": 1e-2}, "b": {"lr": 1e-3}}
+    study2 = plan_with([plain], seeds=seeds, grid={"lr": [1e-3, 1e-2]})
+    write_summary(tmp_path / "plain", study2, {(r.bn, r.seed): .9 for r in study2.runs})
+    out2 = tmp_path / "plain" / "studies" / study2.name / "summary"
+    runs2 = pd.read_csv(out2 / "runs.csv")
+    high = runs2.run_dir.isin([r.relative_dir() for r in study2.runs if r.lr == 1e-2])
+    runs2.loc[high, "final_train_acc"] = runs2.loc[high, "final_test_acc"] - 0.02
+    runs2.to_csv(out2 / "runs.csv", index=False)
+    assert verdicts(tmp_path / "plain", study2)[0] == [ev.CONFIRMED]
