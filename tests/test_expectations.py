@@ -302,3 +302,19 @@ def test_a_gap_claim_on_dropout_runs_is_withheld_while_train_accuracy_has_dropou
     runs2.loc[high, "final_train_acc"] = runs2.loc[high, "final_test_acc"] - 0.02
     runs2.to_csv(out2 / "runs.csv", index=False)
     assert verdicts(tmp_path / "plain", study2)[0] == [ev.CONFIRMED]
+
+
+def test_a_claim_about_a_fixed_budget_is_judged_on_runs_still_training_and_says_so(tmp_path):
+    seeds = (0, 1, 2)
+    budget = {**HIGHER, "claim": "BN is better in the same epochs", "budget": True}
+    acc = {("none", s): .85 for s in seeds} | {("hidden", s): .90 + .002 * s for s in seeds}
+    rising = {k: [0.1, v, v, v] for k, v in acc.items()} | {("none", 1): [0.1, 0.81, 0.83, 0.85]}
+    for claim, expected in [(HIGHER, ev.INCONCLUSIVE), (budget, ev.CONFIRMED)]:
+        study = plan_with([claim], seeds=seeds)
+        root = tmp_path / str(claim.get("budget", False))
+        write_summary(root, study, acc, curve=rising)
+        got, frag = verdicts(root, study)
+        assert got == [expected]
+    assert frag["stats"]["expectations"]["items"][0]["reason"].endswith(
+        "; a claim about a fixed budget, judged although 1 run rose faster than 0.5 points per epoch over their "
+        "last 3 validation points (bn=none seed 1: +2.00 points/epoch at epoch 3)")

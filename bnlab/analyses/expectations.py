@@ -313,6 +313,9 @@ def withhold_if_still_training(exp: dict, values: Values, result: dict) -> dict:
     rising = values.still_training(exp["metric"], partials)
     if not rising:
         return result
+    if exp.get("budget"):  # a claim about the same epochs: a snapshot is what it is about; said, not withheld
+        return {**result, "reason": result["reason"] + f"; a claim about a fixed budget, judged although "
+                                                       f"{ev.still_training_words(rising)}"}
     reason = (f"still training: {ev.still_training_words(rising)}, so their final numbers are not those of "
               f"finished models; on these numbers: {result['verdict']} ({result['reason']})")
     return {**result, "verdict": ev.INCONCLUSIVE, "reason": reason}
