@@ -131,7 +131,7 @@ def test_not_scored_without_band_without_runs_and_with_a_difference():
 def test_references_tables_part_scored_from_context_and_share_repeated_reasons():
     refs = REFS + [{**REFS[2], "what": "context 2"}]
     study = plan_with(refs)
-    scored, context = references_tables(study, fake_runs(study, ACC))
+    scored, context = references_tables(reference_rows(study, fake_runs(study, ACC)))
     assert scored["header"][-1] == "verdict" and context["header"][-1] == "why not scored"
     assert [row["cells"][0] for row in scored["rows"]] == ["inside", "outside"]
     cells = {row["cells"][0]: row["cells"] for row in scored["rows"] + context["rows"]}
@@ -148,7 +148,7 @@ def test_references_tables_part_scored_from_context_and_share_repeated_reasons()
     assert "inside (Paper A 2020): ours 91.00% is inside the band" in text
     # nothing scored: only the context table
     only = plan_with([REFS[2]])
-    (alone,) = references_tables(only, fake_runs(only, ACC))
+    (alone,) = references_tables(reference_rows(only, fake_runs(only, ACC)))
     assert alone["header"][-1] == "why not scored"
 
 
@@ -200,12 +200,12 @@ def test_learning_curve_caption_says_when_test_curves_are_drawn(tmp_path):
 def test_a_miss_says_what_may_differ_once_for_the_rows_that_share_it():
     missed = {**REFS[1], "caveat": "the paper states no batch size"}
     study = plan_with([missed, {**missed, "what": "outside 2"}, REFS[0]])
-    (tab,) = references_tables(study, fake_runs(study, ACC))
+    (tab,) = references_tables(reference_rows(study, fake_runs(study, ACC)))
     verdicts = [row["cells"][-1] for row in tab["rows"]]
     assert verdicts[0] == verdicts[1] == ("ours 96.00% is 2.00 points below the band 98.00% to 100.00%; "
                                           "what may differ: note (a)")
     assert verdicts[2] == "ours 91.00% is inside the band 90.00% to 93.00%"  # no caveat beside a hit
     assert "(a) The paper states no batch size." in tab["notes"]
     alone = plan_with([missed])
-    cell = references_tables(alone, fake_runs(alone, ACC))[0]["rows"][0]["cells"][-1]
+    cell = references_tables(reference_rows(alone, fake_runs(alone, ACC)))[0]["rows"][0]["cells"][-1]
     assert cell.endswith("what may differ: the paper states no batch size")

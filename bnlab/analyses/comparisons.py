@@ -22,8 +22,8 @@ import math
 import pandas as pd
 
 from bnlab.analyses.collect import read_runs
-from bnlab.analyses.evidence import (MIN_SEEDS, Paired, finite, pair, still_training_runs, still_training_words,
-                                     t_interval, where_decided)
+from bnlab.analyses.evidence import (MIN_SEEDS, Paired, finite, pair, signs_agree, still_training_runs,
+                                     still_training_words, t_interval, where_decided)
 from bnlab.analyses.registry import Analysis, fragment, register, table
 from bnlab.runfolder import METRICS, read_json, write_json
 
@@ -114,8 +114,7 @@ def direction(p: Paired, interval) -> str:
     if p.n == 1:
         return ONE_SEED
     if interval is None:
-        d = p.diffs
-        return AGREE if (d > 0).all() or (d < 0).all() else DISAGREE
+        return AGREE if signs_agree(p.diffs) else DISAGREE
     lo, hi = interval
     return HIGHER if lo > 0 else LOWER if hi < 0 else UNCLEAR
 
@@ -163,12 +162,16 @@ def _interval(metric: str, interval) -> str:
     return f"[{_diff(metric, lo)},{NB}{_diff(metric, hi)}]"
 
 
+def _diffs(metric: str, m: dict) -> str:
+    """The per-seed differences of a metric below MIN_SEEDS: '+5.0 and +6.0'."""
+    return " and ".join(_diff(metric, x) for x in m["diffs"])
+
+
 def spread_text(metric: str, m: dict) -> str:
     """'2 seeds: +0.3 and +0.5, seeds agree in sign' below MIN_SEEDS; 'the same in all 3 seeds' for a
     zero-width interval (not printed as one); '3 seeds, 95% interval [-1.2, -0.4]' otherwise."""
     if m["interval"] is None:
-        shown = " and ".join(_diff(metric, x) for x in m["diffs"])
-        return f"{m['seeds']} seeds: {shown}, {m['direction']}"
+        return f"{m['seeds']} seeds: {_diffs(metric, m)}, {m['direction']}"
     lo, hi = m["interval"]
     if hi - lo == 0:
         return f"the same in all {m['seeds']} seeds"
@@ -243,7 +246,7 @@ def numbers_table(comparisons: list[dict]) -> dict:
                 if m["seeds"] == 1:
                     interval = "one seed: no interval"
                 elif m["interval"] is None:
-                    interval = f"no interval: {' and '.join(_diff(metric, x) for x in m['diffs'])}, {m['direction']}"
+                    interval = f"no interval: {_diffs(metric, m)}, {m['direction']}"
                 elif m["interval"][0] == m["interval"][1]:
                     interval = f"same in every seed: {m['direction']}"
                 else:

@@ -190,20 +190,25 @@ def where_decided(study) -> str:
     return f"no scale of this study runs {MIN_SEEDS} seeds per cell (here {here}): undecided as configured"
 
 
+def signs_agree(d: np.ndarray) -> bool:
+    """Every paired difference on the same side of 0 (what two seeds can say without an interval)."""
+    return bool((d > 0).all() or (d < 0).all())
+
+
 def few_seeds_words(d: np.ndarray, fmt) -> str:
     """One or two paired differences in words, without an interval: '2 seeds, differences +0.3 and +0.5:
     they agree in sign' / 'one seed, difference +0.3'."""
     if len(d) == 1:
         return f"one seed, difference {fmt(float(d[0]))}"
     shown = " and ".join(fmt(float(x)) for x in d)
-    agree = "they agree in sign" if (d > 0).all() or (d < 0).all() else "they disagree in sign"
+    agree = "they agree in sign" if signs_agree(d) else "they disagree in sign"
     return f"{len(d)} seeds, differences {shown}: {agree}"
 
 
-def interval_words(d: np.ndarray, interval: tuple[float, float], fmt, *, mean: float | None = None) -> str:
+def interval_words(d: np.ndarray, interval: tuple[float, float], fmt) -> str:
     """'5 seeds, mean difference +0.4, 95% interval [+0.1, +0.7]', or, when every seed gave the same
     difference, 'the same difference +0.4 in all 5 seeds' (a zero-width interval is not an interval)."""
-    m = float(d.mean()) if mean is None else mean
+    m = float(d.mean())
     lo, hi = interval
     if hi - lo == 0:
         return f"the same difference {fmt(m)} in all {len(d)} seeds"

@@ -35,7 +35,6 @@ from bnlab.analyses.collect import read_runs
 from bnlab.analyses.registry import FRAGMENT, Analysis, register, table
 from bnlab.analyses.registry import fragment as make_fragment
 from bnlab.analyses.speedup import best_accuracy, first_reach, val_curve
-from bnlab.data.catalog import NUM_CLASSES
 from bnlab.runfolder import read_json, write_json
 
 RESULTS_JSON = "expectations.json"
@@ -274,10 +273,9 @@ def check_cells(exp: dict, values: Values) -> dict:
                          for label, s, x in items) or "no finished run"
     unit = "value" if items and all(s is None for _, s, _ in items) else "run"
     if test in ("chance", "above_chance"):
-        classes = {NUM_CLASSES.get(d, 10) for d in ctx.study.datasets}
-        chance = 1.0 / max(classes)
         tol = float(exp.get("tolerance", ev.CHANCE_TOLERANCE))
-        limit = chance + tol
+        limit = min(ev.chance_limit(d, tol) for d in ctx.study.datasets)  # the most classes: the lowest chance
+        chance = limit - tol
         at = [x <= limit for _, _, x in items]
         words = f"at most {100 * limit:.0f}% (chance {100 * chance:.0f}% + {100 * tol:.0f} points)"
         if test == "chance":
@@ -304,13 +302,17 @@ def check_cells(exp: dict, values: Values) -> dict:
 FINAL_NUMBER_TESTS = ("higher", "lower", "similar", "below", "above")
 
 
+def _cells_of(exp: dict) -> list[dict]:
+    """The selectors an expectation is about: a and b of a pair test, else its cells (every run for none)."""
+    return [exp["a"], exp["b"]] if exp["test"] in ("higher", "lower", "similar") else (exp["cells"] or [{}])
+
+
 def withhold_if_still_training(exp: dict, values: Values, result: dict) -> dict:
     """A verdict on the final numbers of runs still training is withheld: inconclusive, saying which runs rose
     how fast, and what the numbers would have said."""
     if exp["test"] not in FINAL_NUMBER_TESTS:
         return result
-    partials = [exp["a"], exp["b"]] if exp["test"] in ("higher", "lower", "similar") else (exp["cells"] or [{}])
-    rising = values.still_training(exp["metric"], partials)
+    rising = values.still_training(exp["metric"], _cells_of(exp))
     if not rising:
         return result
     if exp.get("budget"):  # a claim about the same epochs: a snapshot is what it is about; said, not withheld
@@ -327,8 +329,7 @@ def withhold_if_train_accuracy_has_dropout(exp: dict, values: Values, result: di
     without dropout, such a verdict is withheld."""
     if exp["metric"] != GAP or exp["test"] not in FINAL_NUMBER_TESTS:
         return result
-    partials = [exp["a"], exp["b"]] if exp["test"] in ("higher", "lower", "similar") else (exp["cells"] or [{}])
-    with_dropout = [values.ctx.study.label(r) for p in partials for r in values.ctx.study.select(p)
+    with_dropout = [values.ctx.study.label(r) for p in _cells_of(exp) for r in values.ctx.study.select(p)
                     if r.dropout_in > 0 or r.dropout_hidden > 0]
     if not with_dropout:
         return result

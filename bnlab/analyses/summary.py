@@ -32,8 +32,16 @@ SUMMARY_METRICS = (
 )
 
 
-# accuracies given per seed in a split cell (the summary table's accuracy columns)
+# accuracies given per seed in a split cell: (run-table column, summary name)
 SPLIT_METRICS = (("best_val_acc", "best_val_acc"), ("final_train_acc", "train_acc"), ("final_test_acc", "test_acc"))
+
+
+def at_chance(ok: pd.DataFrame) -> pd.Series:
+    """Per finished run: its final test accuracy at most its dataset's chance_limit (it did not train)."""
+    if "final_test_acc" not in ok or ok.empty:
+        return pd.Series(False, index=ok.index)
+    limits = (ok["dataset"].astype(str) if "dataset" in ok else pd.Series("", index=ok.index)).map(chance_limit)
+    return pd.to_numeric(ok["final_test_acc"], errors="coerce") <= limits
 
 
 def is_split(row) -> bool:
@@ -42,40 +50,33 @@ def is_split(row) -> bool:
     return 0 < int(row.get("n_chance", 0) or 0) < n_ok
 
 
-def per_seed_values(row, name: str) -> list[tuple[int, float]]:
-    text = row.get(f"{name}_seeds")
-    if not isinstance(text, str) or not text:
-        return []
-    return [(int(s), float(v)) for s, v in (item.split(":") for item in text.split(";"))]
+def _finished(runs: pd.DataFrame, label: str) -> pd.DataFrame:
+    return runs[(runs.label == label) & (runs.status == "ok")].sort_values("seed")
 
 
-def chance_seeds(row) -> set[int]:
-    text = row.get("chance_seeds")
-    return {int(s) for s in str(text).split(";")} if isinstance(text, str) and text else set()
-
-
-def split_text(row, name: str) -> str:
-    """'96.6, 97.3; 11.4 at chance': the trained seeds' values, then those at chance (in %)."""
-    values, stuck = per_seed_values(row, name), chance_seeds(row)
-    trained = ", ".join(f"{100 * v:.1f}" for s, v in values if s not in stuck)
-    chance = ", ".join(f"{100 * v:.1f}" for s, v in values if s in stuck)
+def split_text(cell: pd.DataFrame, column: str) -> str:
+    """'96.6, 97.3; 11.4 at chance': a cell's finished runs, those that trained, then those at chance (in %)."""
+    stuck = at_chance(cell)
+    values = pd.to_numeric(cell[column], errors="coerce")
+    trained = ", ".join(f"{100 * v:.1f}" for v in values[~stuck].dropna())
+    chance = ", ".join(f"{100 * v:.1f}" for v in values[stuck].dropna())
     return f"{trained}; {chance} at chance"
 
 
-def split_findings(summary: pd.DataFrame) -> list[str]:
+def split_findings(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     """A sentence per split cell: how many seeds trained (their test accuracies) and how many did not."""
     sentences = []
     for _, r in summary.iterrows():
         if not is_split(r):
             continue
-        stuck, values = chance_seeds(r), per_seed_values(r, "test_acc")
-        trained = [v for s, v in values if s not in stuck]
-        n_ok = int(r["n"]) - int(r["n_diverged"])
-        k = n_ok - len(stuck)
+        cell = _finished(runs, r["label"])
+        stuck = at_chance(cell)
+        trained = pd.to_numeric(cell.final_test_acc, errors="coerce")[~stuck]
+        seeds = sorted(int(s) for s in cell.seed[stuck])
         sentences.append(
-            f"{r['label']}: the seeds split, {k} of {n_ok} trained (test accuracy "
-            f"{', '.join(_pct(v) for v in trained)}) and {len(stuck)} stayed at chance "
-            f"(seed{'s' if len(stuck) != 1 else ''} {', '.join(map(str, sorted(stuck)))}); its means are not "
+            f"{r['label']}: the seeds split, {len(trained)} of {len(cell)} trained (test accuracy "
+            f"{', '.join(_pct(v) for v in trained)}) and {len(seeds)} stayed at chance "
+            f"(seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}); its means are not "
             "a result of either kind.")
     return sentences
 
@@ -98,14 +99,7 @@ def summarize(runs: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
             values = pd.to_numeric(ok[column], errors="coerce").dropna() if column in ok else pd.Series(dtype=float)
             row[f"{name}_mean"] = values.mean() if len(values) else None
             row[f"{name}_sd"] = values.std(ddof=1) if len(values) > 1 else None
-        # at chance: a finished run whose final test accuracy is at most 1/classes + 5 points
-        test = pd.to_numeric(ok["final_test_acc"], errors="coerce") if "final_test_acc" in ok else pd.Series(dtype=float)
-        stuck = test <= chance_limit(str(group.iloc[0].get("dataset", "")))
-        row["n_chance"] = int(stuck.sum())
-        row["chance_seeds"] = ";".join(str(int(s)) for s in ok.seed[stuck])
-        for column, name in SPLIT_METRICS:
-            values = pd.to_numeric(ok[column], errors="coerce") if column in ok else pd.Series(dtype=float)
-            row[f"{name}_seeds"] = ";".join(f"{int(s)}:{float(v)!r}" for s, v in zip(ok.seed, values) if pd.notna(v))
+        row["n_chance"] = int(at_chance(ok).sum())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -227,7 +221,7 @@ SUMMARY_HEADER = ["setting", "diverged/runs", "best val acc %", "train acc %", "
                   "val loss", "test loss", "train s"]
 
 
-def summary_table(summary: pd.DataFrame, note: str = "") -> dict:
+def summary_table(summary: pd.DataFrame, note: str = "", runs: pd.DataFrame | None = None) -> dict:
     """Header and formatted rows of the summary table (accuracies in %); `note` ends the caption.
 
     Train and test accuracy and loss side by side (seed 003 problem 1.3 compares them); train acc and
@@ -237,8 +231,9 @@ def summary_table(summary: pd.DataFrame, note: str = "") -> dict:
     rows, diverged = [], []
     for _, r in summary.iterrows():
         def pm(name, f=fmt_pct):
-            if is_split(r) and any(name == n for _, n in SPLIT_METRICS):
-                return split_text(r, name)  # a mean of trained and untrained seeds is neither
+            column = next((c for c, n in SPLIT_METRICS if n == name), None)
+            if runs is not None and column and is_split(r):
+                return split_text(_finished(runs, r["label"]), column)  # a mean of both kinds is neither
             mean, sd = r.get(f"{name}_mean"), r.get(f"{name}_sd")
             if f(mean) == "":
                 return "—"
@@ -299,8 +294,8 @@ def reference_verdict(ref: dict, values: list[float], setting_gaps: list[str], c
     lists where they do not: 'Fashion-MNIST (published: MNIST)'). Our value is the median over the
     finished matching runs (seeds), so one run that failed to train does not decide it alone; the table
     lists every run's value. Where `chance` is given (an accuracy) and the seeds split between trained and
-    at chance, the reason says so, with the trained seeds' place against the band. Returns {"what", "verdict": "inside" | "outside" | "not scored", "ours",
-    "band", "reason", "why_not_scored", "metric", "published", "source", "n_runs", "gap"}.
+    at chance, the reason says so, with the trained seeds' place against the band. Returns {"what",
+    "verdict": "inside" | "outside" | "not scored", "ours", "band", "reason", "why_not_scored", "metric", "published", "source", "n_runs", "gap"}.
     """
     metric = ref.get("metric", "final_test_acc")
     band = [float(b) for b in ref["band"]] if ref.get("band") else None
@@ -398,12 +393,11 @@ def _notes_used(notes: list[str], cells: list[str]) -> list[str]:
     return [n for n in notes if any(f"note {n.split(' ', 1)[0]}" in c for c in cells)]
 
 
-def references_tables(study, runs: pd.DataFrame) -> list[dict]:
-    """Published numbers beside ours, in two tables: those scored (inside or outside their band, with our
-    setup) and, compactly, those not scored here with why (context, not evidence)."""
-    if not study.references:
+def references_tables(items: list[dict]) -> list[dict]:
+    """Published numbers beside ours (reference_rows' items), in two tables: those scored (inside or outside
+    their band, with our setup) and, compactly, those not scored here with why (context, not evidence)."""
+    if not items:
         return []
-    items = reference_rows(study, runs)
     verdicts, notes = _verdict_cells([item["verdict"] for item in items])
     scored = [i for i, item in enumerate(items) if item["verdict"]["verdict"] in ("inside", "outside")]
     others = [i for i in range(len(items)) if i not in scored]
@@ -488,12 +482,13 @@ def fragment(ctx) -> dict:
     study = ctx.study
     runs = read_runs(ctx.out / RUNS_CSV, study.axes)
     summary = pd.read_csv(ctx.out / SUMMARY_CSV, dtype={axis: str for axis in study.axes})
-    tables = [summary_table(summary, evaluation_note(study.runs)), *references_tables(study, runs)]
-    verdicts = [item["verdict"] for item in reference_rows(study, runs)]
+    items = reference_rows(study, runs)
+    tables = [summary_table(summary, evaluation_note(study.runs), runs), *references_tables(items)]
+    verdicts = [item["verdict"] for item in items]
     first = read_json(ctx.run_dir(study.runs[0]) / METRICS)
     return make_fragment(
         tables=tables,
-        findings=(picked_rates_findings(ctx) + generic_findings(summary) + split_findings(summary)
+        findings=(picked_rates_findings(ctx) + generic_findings(summary) + split_findings(summary, runs)
                   + bn_comparison_findings(summary, study.axes)
                   + references_findings(verdicts)),
         stats={"n_runs": len(runs), "n_diverged": int((runs.status == "diverged").sum()),
