@@ -157,11 +157,20 @@ def test_a_diverging_member_stops_while_the_others_train_on(tmp_path, digits_pat
         _assert_same_run(fused, alone)
 
 
-def test_a_killed_fused_group_resumes_to_the_same_results(tmp_path, digits_path, make_spec, monkeypatch):
-    base = dict(model="mlp", widths=[32, 32], bn="hidden", dropout_hidden=0.3, epochs=2)
+@pytest.mark.parametrize("at", ["mid-epoch", "epoch boundary", "between two members' saves"])
+def test_a_killed_fused_group_resumes_to_the_same_results(tmp_path, digits_path, make_spec, monkeypatch, at):
+    # A checkpoint on an epoch boundary is taken before the epoch's end is processed (new order drawn, BN
+    # snapshot): resuming from it must draw the next epoch's order, not reuse the finished epoch's.
+    # Members are saved one after another: a kill between two of those saves leaves the first member a
+    # checkpoint ahead, and the group resumes from the step before, where every member has one.
+    base = dict(model="mlp", widths=[32, 32], bn="hidden", dropout_hidden=0.3, epochs=3)
     specs = [make_spec(**base, seed=0), make_spec(**base, seed=1, lr=3e-3)]
     whole = [tmp_path / "whole" / s.relative_dir() for s in specs]
     execute_fused(specs, digits_path, whole, log=quiet)
+    per_epoch = json.loads((whole[0] / "metrics.json").read_text())["steps_per_epoch"]
+    every = per_epoch if at == "epoch boundary" else 7
+    assert (every % per_epoch == 0) == (at == "epoch boundary")
+    kill_at = len(specs) + 1 if at == "between two members' saves" else len(specs)
 
     saved = {"n": 0}
     real_saved = checkpoint_module.CheckpointPolicy.saved
@@ -169,24 +178,25 @@ def test_a_killed_fused_group_resumes_to_the_same_results(tmp_path, digits_path,
     def kill_after_first_group_save(self):
         real_saved(self)
         saved["n"] += 1
-        if saved["n"] == len(specs):  # every member's checkpoint is on disk: the job dies here
+        if saved["n"] == kill_at:  # the job dies here
             raise KeyboardInterrupt
 
     killed = [tmp_path / "killed" / s.relative_dir() for s in specs]
     monkeypatch.setattr(checkpoint_module.CheckpointPolicy, "saved", kill_after_first_group_save)
     with pytest.raises(KeyboardInterrupt):
-        execute_fused(specs, digits_path, killed, log=quiet, checkpoint_every_steps=7)
+        execute_fused(specs, digits_path, killed, log=quiet, checkpoint_every_steps=every)
     monkeypatch.setattr(checkpoint_module.CheckpointPolicy, "saved", real_saved)
     assert all((d / "checkpoint.pt").exists() and not (d / "metrics.json").exists() for d in killed)
     lines = []
-    execute_fused(specs, digits_path, killed, log=lines.append, checkpoint_every_steps=7)
-    assert any("resumed 2 of 2 fused runs from checkpoints at step 7" in line for line in lines)
+    execute_fused(specs, digits_path, killed, log=lines.append, checkpoint_every_steps=every)
+    assert any(f"resumed 2 of 2 fused runs from checkpoints at step {every}" in line for line in lines)
     for w, k in zip(whole, killed):
         a, b = _read(w), _read(k)
-        assert b["metrics"]["resumed_from_step"] == 7
+        assert b["metrics"]["resumed_from_step"] == every
         pd.testing.assert_frame_equal(a["steps"], b["steps"])
         cols = ["split", "step", "loss", "acc"]
         pd.testing.assert_frame_equal(a["history"][cols], b["history"][cols])
+        pd.testing.assert_frame_equal(a["bn"], b["bn"])
         assert not (k / "checkpoint.pt").exists()
 
 

@@ -50,29 +50,32 @@ class CrashAfter(CheckpointPolicy):
 GROWING = {"batch_size": 16, "batch_growth_every": 4, "batch_growth_max": 128, "batch_mem_mb": 0.1}
 
 
-@pytest.mark.parametrize("crash_after, growth", [(1, {}), (3, {}), (3, GROWING)],
-                         ids=["1st checkpoint", "3rd checkpoint", "3rd checkpoint, growing batch"])
+@pytest.mark.parametrize("crash_after, growth, every", [(1, {}, 7), (3, {}, 7), (3, GROWING, 7), (1, {}, "epoch")],
+                         ids=["1st checkpoint", "3rd checkpoint", "3rd checkpoint, growing batch", "epoch boundary"])
 def test_resume_after_a_crash_gives_identical_results(tmp_path, digits_path, make_spec, monkeypatch, crash_after,
-                                                      growth):
+                                                      growth, every):
     # The growing-batch case resumes mid-plan: batch sizes, epoch boundaries and accumulation must continue.
+    # A checkpoint on an epoch boundary is written before that epoch's end (new order, BN snapshot).
     spec = make_spec(bn="hidden", dropout_hidden=0.3, epochs=4, evals_per_epoch=3, **growth)
-    execute_run(spec, digits_path, tmp_path / "straight", log=quiet)
+    straight = execute_run(spec, digits_path, tmp_path / "straight", log=quiet)
+    if every == "epoch":
+        every = straight["steps_per_epoch"]
 
     import bnlab.train.run as run_module
 
     real_policy = run_module.CheckpointPolicy
     monkeypatch.setattr(run_module, "CheckpointPolicy",
-                        lambda path, every_steps, every_seconds: CrashAfter(path, 7, crash_after))
+                        lambda path, every_steps, every_seconds: CrashAfter(path, every, crash_after))
     with pytest.raises(KeyboardInterrupt):
-        execute_run(spec, digits_path, tmp_path / "killed", log=quiet, checkpoint_every_steps=7)
+        execute_run(spec, digits_path, tmp_path / "killed", log=quiet, checkpoint_every_steps=every)
     assert (tmp_path / "killed" / CHECKPOINT).exists()
     assert not (tmp_path / "killed" / runfolder.METRICS).exists()
     monkeypatch.setattr(run_module, "CheckpointPolicy", real_policy)
 
     lines = []
-    metrics = execute_run(spec, digits_path, tmp_path / "killed", log=lines.append, checkpoint_every_steps=7)
-    assert metrics["resumed_from_step"] == 7 * crash_after
-    assert any(f"resumed from checkpoint at step {7 * crash_after}/" in line for line in lines)
+    metrics = execute_run(spec, digits_path, tmp_path / "killed", log=lines.append, checkpoint_every_steps=every)
+    assert metrics["resumed_from_step"] == every * crash_after
+    assert any(f"resumed from checkpoint at step {every * crash_after}/" in line for line in lines)
     assert not (tmp_path / "killed" / CHECKPOINT).exists()  # removed once the run is written
     assert_same_run(tmp_path / "straight", tmp_path / "killed")
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.previous.pt"  # a fused member's checkpoint before its last one (see save_checkpoint)
 FORMAT = "bnlab.checkpoint/1"
 
 
@@ -57,12 +58,24 @@ def restore_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """torch.save to a temp file beside `path`, then rename: never a half checkpoint."""
+def previous_path(path: str | Path) -> Path:
+    return Path(path).with_name(PREVIOUS)
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any], keep_previous: bool = False) -> None:
+    """torch.save to a temp file beside `path`, then rename: never a half checkpoint.
+
+    keep_previous moves the checkpoint being replaced aside first. The members of a fused group are saved
+    one after another, so a kill between two of those saves leaves some members one checkpoint ahead; with
+    the previous one kept, every member still has a checkpoint at the step before and the group resumes
+    from there instead of starting over.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         torch.save({"format": FORMAT, **payload}, tmp)
+        if keep_previous and path.exists():
+            os.replace(path, previous_path(path))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -85,5 +98,12 @@ def load_checkpoint(path: str | Path, params: dict[str, str], log=print) -> dict
     return payload
 
 
+def load_checkpoints(path: str | Path, params: dict[str, str], log=print) -> list[dict[str, Any]]:
+    """The usable checkpoints of a run: its last and the one kept before it (newest first)."""
+    found = (load_checkpoint(p, params, log) for p in (Path(path), previous_path(path)))
+    return [payload for payload in found if payload is not None]
+
+
 def remove_checkpoint(path: str | Path) -> None:
     Path(path).unlink(missing_ok=True)
+    previous_path(path).unlink(missing_ok=True)

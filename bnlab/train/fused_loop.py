@@ -238,7 +238,7 @@ def train_fused_loop(
             "optimizer": m.optimizer.state_dict(), "rng": {"torch": torch.get_rng_state()},
             "order_state": m.order.get_state(), "dropout_state": m.dropout_generator.get_state(),
             "loop": member_state(i),
-        })
+        }, keep_previous=True)
         m.checkpoint.saved()
 
     set_lrs(step)
@@ -250,7 +250,10 @@ def train_fused_loop(
     fused.train()
     last_progress = t0 = time.perf_counter()
     while step < total and active:
-        epoch = plan.epoch_of(step)
+        # the members' own epoch, not the step's: a checkpoint on an epoch boundary is written before that
+        # epoch's end is processed below, so a run resumed from it finishes the old epoch (new order, BN
+        # snapshot) before the next one starts, as the uninterrupted run did
+        epoch = members[active[0]].state.epoch
         for i in active:
             st = members[i].state
             if st.perm is None:

@@ -24,7 +24,7 @@ from bnlab.models import count_parameters
 from bnlab.models.fused import FusedNet
 from bnlab.params import RunSpec
 from bnlab.train.batches import plan_batches
-from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoint
+from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoints
 from bnlab.train.determinism import determinism_warnings, prepare_determinism
 from bnlab.train.fused_loop import Member, train_fused_loop
 from bnlab.train.loop import LoopResult
@@ -126,17 +126,33 @@ def member_share(result: LoopResult, members: int) -> LoopResult:
 
 
 def _resume(members: list[Member], specs: list[RunSpec], fused: FusedNet, log: Callable[[str], None]) -> None:
-    """Load every member's checkpoint, or none: members of one group continue from one step."""
-    payloads = [load_checkpoint(m.checkpoint.path, s.as_strings(), log) for m, s in zip(members, specs)]
-    if not any(payloads):
+    """Load a checkpoint of every member at one step, or none: members of one group continue together.
+
+    Each member keeps its last two checkpoints, so a group killed while its members were being saved one
+    after another resumes from the step before. A member that diverged before that step resumes as it
+    stopped (frozen); one that diverged after it resumes from its checkpoint at that step.
+    """
+    found = [load_checkpoints(m.checkpoint.path, s.as_strings(), log) for m, s in zip(members, specs)]
+    if not any(found):
         return
-    steps = {p["loop"].step for p in payloads if p is not None and p["loop"].status == "ok"}
-    missing = [i for i, p in enumerate(payloads) if p is None]
-    if missing or len(steps) > 1 or any("dropout_state" not in p for p in payloads):
-        log(f"fused checkpoints do not fit together (missing for members {missing}, steps {sorted(steps)}): "
+    trained_to = sorted({p["loop"].step for payloads in found for p in payloads if p["loop"].status == "ok"},
+                        reverse=True)
+
+    def at(payloads: list[dict], step: int | None) -> dict | None:
+        ok = [p for p in payloads if p["loop"].status == "ok" and p["loop"].step == step]
+        stopped = [p for p in payloads if p["loop"].status != "ok" and (step is None or p["loop"].step <= step)]
+        return (ok or stopped or [None])[0]
+
+    for step in trained_to or [None]:  # None: every member had stopped (diverged) before the kill
+        chosen = [at(payloads, step) for payloads in found]
+        if all(p is not None and "dropout_state" in p for p in chosen):
+            break
+    else:
+        missing = [i for i, payloads in enumerate(found) if not payloads]
+        log(f"fused checkpoints do not fit together (missing for members {missing}, steps {trained_to}): "
             "starting the group over")
         return
-    for i, (m, payload) in enumerate(zip(members, payloads)):
+    for i, (m, payload) in enumerate(zip(members, chosen)):
         m.model.load_state_dict(payload["model"])  # copies into the fused tensors' views
         m.optimizer.load_state_dict(payload["optimizer"])
         m.resume = payload
