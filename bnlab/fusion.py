@@ -17,6 +17,7 @@ Torch-free: the Snakefile imports this when it is parsed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bnlab.params import RunSpec, search_ref
@@ -36,13 +37,26 @@ DEFAULT_CPU_MEMBERS = 16
 
 @dataclass(frozen=True)
 class FusedGroup:
-    runs: tuple[RunSpec, ...]
+    runs: tuple[RunSpec, ...]  # the members its job trains
+    planned: tuple[RunSpec, ...] = ()  # every member the config puts in it (default: runs); they name it
 
     @property
     def name(self) -> str:
-        """A stable name (a Snakemake rule name): a hash of the members' folders."""
-        text = "\n".join(r.relative_dir() for r in self.runs)
+        """A stable name (a Snakemake rule name): a hash of the planned members' folders."""
+        text = "\n".join(r.relative_dir() for r in self.planned or self.runs)
         return "fused_" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def left_to_train(self, finished: Callable[[RunSpec], bool]) -> FusedGroup | None:
+        """The group's job for the members not yet finished, under the planned group's name; None when
+        fewer than two are left (a single run trains as itself).
+
+        Groups are cut from every run of the config, finished or not, so the same config gives the same
+        groups and names on every read of the workflow: on the submitting machine and, later, on a
+        cluster node after other groups have finished. A finished member is never an output again, so
+        adding a seed never retrains a run that is done.
+        """
+        left = tuple(r for r in self.runs if not finished(r))
+        return FusedGroup(left, self.planned or self.runs) if len(left) > 1 else None
 
 
 def unfusible_reason(run: RunSpec) -> str | None:

@@ -86,10 +86,12 @@ def run_dir(run):
     return f"{R}/runs/{run.relative_dir()}"
 
 
-# The fused groups of this invocation (execution.fuse; rules/train.smk turns each into a job). Runs not
-# yet finished, so that a new seed or cell never regroups, and so retrains, runs that are done.
-FUSED_GROUPS = fused_groups([r for r in PLAN.runs if not os.path.exists(f"{run_dir(r)}/metrics.json")],
-                            *fusion_policy(EXEC))
+# The fused groups of this invocation (execution.fuse; rules/train.smk turns each into a job): cut from
+# every run of the config, so a group keeps its name and members on every read of the workflow (a cluster
+# node reads it again after other groups have finished), each training only its members not yet finished.
+FUSED_GROUPS = [group for group in (planned.left_to_train(lambda r: os.path.exists(f"{run_dir(r)}/metrics.json"))
+                                    for planned in fused_groups(PLAN.runs, *fusion_policy(EXEC)))
+                if group is not None]
 
 
 def study_run_files(study_name, filename):

@@ -78,8 +78,8 @@ rule search_picks:
 # Fused groups (execution.fuse, bnlab/fusion.py): runs of one architecture and batch plan train
 # as one fused model in one job. Each group is a rule of its own whose outputs are its members'
 # run folders, written out in full, so Snakemake prefers it to `train` for those files (a rule
-# without wildcards wins an ambiguity) and every member stays a separate output. Only runs not
-# yet finished are grouped: adding a seed never retrains runs that are done (FUSED_GROUPS, common.smk).
+# without wildcards wins an ambiguity) and every member stays a separate output. Its outputs are the
+# members not yet finished: adding a seed never retrains runs that are done (FUSED_GROUPS, common.smk).
 for _group in FUSED_GROUPS:
     _resources = [PLAN.run_resources(r) for r in _group.runs]
     _picks = sorted({table for r in _group.runs for table in pick_inputs(r)})

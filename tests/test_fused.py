@@ -225,6 +225,26 @@ def test_groups_are_cut_into_equal_shares_with_stable_names(make_spec):
     assert FusedGroup(groups[0].runs).name == groups[0].name
 
 
+def test_a_group_keeps_its_name_and_members_when_other_groups_finish(make_spec):
+    # A cluster job reads the workflow again on its node, after other groups may have finished: its rule
+    # (the group's name) must still exist there. 19 runs at most 8 a job are 7 + 7 + 5 whatever is done.
+    runs = [make_spec(seed=s) for s in range(19)]
+    planned = fused_groups(runs, max_members=8)
+    assert [len(g.runs) for g in planned] == [7, 7, 5]
+    nothing_done = [g.left_to_train(lambda r: False) for g in planned]
+    assert [g.name for g in nothing_done] == [g.name for g in planned]
+    first_done = {r.relative_dir() for r in planned[0].runs}
+    left = [g.left_to_train(lambda r: r.relative_dir() in first_done) for g in planned]
+    assert left[0] is None  # finished: no job, no rule
+    assert [(g.name, g.runs) for g in left[1:]] == [(g.name, g.runs) for g in planned[1:]]
+    # a group partly written (its job died between members) trains only what is left, under its name
+    done = {planned[1].runs[0].relative_dir(), planned[1].runs[1].relative_dir()}
+    partly = planned[1].left_to_train(lambda r: r.relative_dir() in done)
+    assert partly.name == planned[1].name and partly.runs == planned[1].runs[2:]
+    # one run left trains as itself (rule train)
+    assert planned[2].left_to_train(lambda r: r != planned[2].runs[-1]) is None
+
+
 def test_fuse_auto_fuses_everything_on_cuda_and_small_mlps_on_a_cpu(make_spec):
     assert fusion_policy({"fuse": "auto", "device": "cuda"}) == (8, False)
     assert fusion_policy({"fuse": "auto", "device": "cpu"}) == (16, True)

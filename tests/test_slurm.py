@@ -188,3 +188,52 @@ def test_cancelled_training_job_is_retried_and_resumes(cluster, work, request):
     assert resumed and int(resumed[-1]) > 0, train_log[-3000:]
     if "resumed_from_step" in metrics:
         assert metrics["resumed_from_step"] == int(resumed[-1]), metrics
+
+
+def test_three_fused_groups_one_job_at_a_time_keep_their_rules_on_the_node(cluster, work, request):
+    """A cluster job reads the workflow again on its node after earlier groups have finished: every group's
+    rule must still be there, under the name the submitting side gave it (issue: UnknownRuleException)."""
+    start = time.monotonic()
+    results = work / "res-fused"
+    config = {
+        "results": str(results),
+        "data": {"val_size": 300},  # as in smoke.yaml: the prepared digits data is reused
+        # 13 runs at most 4 a job: 4 + 4 + 4 + one alone. Cut again from the 9 left after any group has
+        # finished, they would be 3 + 3 + 3 under other names: what a node read before groups were cut
+        # from every run of the config
+        "execution": {"fuse": 4},
+        "defaults": {"dataset": "digits", "model": "mlp", "widths": [32, 32], "batch_size": 64, "epochs": 1,
+                     "evals_per_epoch": 1},
+        "studies": {"fused": {"title": "Fused groups on SLURM", "question": "Does every group find its rule?",
+                              "seeds": list(range(13))}},
+    }
+    config_file = work / "fused.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    args = snakemake_args(cluster, work, "--configfile", str(config_file))
+    plan = subprocess.run(args + ["-n"], cwd=ROOT, env=cluster.env(), capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    planned = sorted(set(re.findall(r"rule (fused_[0-9a-f]+):", plan.stdout)))
+    assert len(planned) == 3, plan.stdout[-3000:]
+    # the training jobs only (the report is tested above), one at a time: the second and third jobs read
+    # the workflow on the node after the groups before them finished
+    out = subprocess.run(args + ["--until", "train", *planned, "--jobs", "1"], cwd=ROOT, env=cluster.env(),
+                         capture_output=True, text=True, timeout=TIMEOUT)
+    output = out.stdout + out.stderr
+    assert out.returncode == 0, explain(cluster, work, output)
+    assert "UnknownRuleException" not in output
+    report(request, f"3 fused groups, one SLURM job at a time: {time.monotonic() - start:.1f} s; groups {planned}")
+
+    metrics = [json.loads(p.read_text()) for p in sorted(results.glob("runs/**/metrics.json"))]
+    assert len(metrics) == 13
+    trained_in = {}
+    for m in metrics:
+        if not m.get("fused"):
+            continue  # the run left over trains alone
+        trained_in.setdefault(m["fused"]["group"], set()).add(str(m["slurm_job_id"]))
+    assert sorted(trained_in) == planned  # the node ran each group under the submitting side's name
+    assert all(len(ids) == 1 for ids in trained_in.values()), trained_in
+    jobs = {j["id"]: j for j in train_jobs(cluster)}
+    for group, (job_id,) in trained_in.items():
+        assert jobs[job_id]["state"] == "COMPLETED", jobs[job_id]
+        assert jobs[job_id]["comment"].startswith(f"rule_{group}"), jobs[job_id]

@@ -1,6 +1,8 @@
 """The Snakemake workflow end to end: lint, config refusal, smoke run to PDF, re-runs."""
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,11 +172,12 @@ def test_slurm_profile_dry_run_shows_each_studys_cluster_resources(tmp_path):
     assert any("mem_mb=3000" in b and "runtime=45" in b and "gpu=0" in b for b in train)
 
 
-def _fused_config(tmp_path, fuse=2, **execution):
+def _fused_config(tmp_path, fuse=2, seeds=(0, 1), **execution):
     cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
     cfg["results"] = str(tmp_path / "res")
     cfg["execution"] = {**cfg.get("execution", {}), "fuse": fuse, **execution}
     cfg["studies"] = {"smoke_bn": cfg["studies"]["smoke_bn"]}  # 2 cells x 2 seeds: 2 fused groups of 2
+    cfg["studies"]["smoke_bn"]["seeds"] = list(seeds)
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -197,6 +200,40 @@ def test_fused_jobs_write_each_members_folder_and_a_rerun_retrains_nothing(tmp_p
     # finished members are planned by `train` now: same script, inputs and params, so nothing reruns
     again = snakemake("-n", "--configfile", str(path))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+
+
+def test_a_group_whose_job_died_between_members_trains_only_the_rest_under_its_name(tmp_path):
+    # 2 cells x 3 seeds, fuse 3: 2 groups of 3. One group's job "died" after writing its first member: the
+    # next read of the workflow plans the same rule (name) for the two members left, and the finished one
+    # is not trained again.
+    path = _fused_config(tmp_path, fuse=3, seeds=(0, 1, 2))
+    plan = snakemake("-n", "--configfile", str(path))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    names = sorted(set(re.findall(r"rule (fused_[0-9a-f]+):", plan.stdout)))
+    assert len(names) == 2
+    run = snakemake("--cores", "2", "--configfile", str(path))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    import json
+
+    members = {}
+    for m in sorted((tmp_path / "res" / "runs").rglob("metrics.json")):
+        members.setdefault(json.loads(m.read_text())["fused"]["group"], []).append(m.parent)
+    assert sorted(members) == names and all(len(folders) == 3 for folders in members.values())
+    kept, *lost = members[names[0]]
+    kept_written = (kept / "metrics.json").stat().st_mtime_ns
+    for folder in lost:
+        shutil.rmtree(folder)
+    # the report is still there, so ask for the lost folders (Snakemake leaves missing intermediates be)
+    targets = [str(folder / "metrics.json") for folder in lost] + [str(kept / "metrics.json")]
+    again = snakemake("-n", *targets, "--configfile", str(path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert re.findall(r"rule (fused_[0-9a-f]+):", again.stdout) == [names[0]]
+    assert "rule train:" not in again.stdout
+    rerun = snakemake("--cores", "2", *targets, "--configfile", str(path))
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert all((folder / "metrics.json").exists() for folder in lost)
+    assert (kept / "metrics.json").stat().st_mtime_ns == kept_written
+    assert json.loads((lost[0] / "metrics.json").read_text())["fused"]["members"] == 2
 
 
 def test_slurm_dry_run_shows_a_fused_jobs_resources(tmp_path):
