@@ -43,6 +43,16 @@ def test_huge_batch_is_refused_naming_the_field_and_the_numbers():
                               "images of scikit-learn digits (8x8) (1437 minus val_size 300)")
 
 
+def test_a_model_too_big_for_the_images_is_refused_before_any_job():
+    with pytest.raises(ConfigError) as err:
+        build_plan(config(model="lenet5"))
+    assert str(err.value) == (
+        "config error at 'studies.s' (model: lenet5, dataset: digits): lenet5 needs images of at least 12x12 "
+        "pixels and scikit-learn digits (8x8) has 8x8; use a dataset with larger images (fashion_mnist, mnist, "
+        "cifar10) or a model that takes 8x8 (cnn, cnn2, minigooglenet, mlp, resnet, vgg_a)")
+    assert build_plan(config(model="cnn")).studies["s"].runs[0].model == "cnn"  # three 2x2 pools fit 8x8
+
+
 def test_batch_of_the_whole_training_split_is_accepted():
     run = build_plan(config(batch_size=DIGITS_SPLIT)).studies["s"].runs[0]
     assert run.batch_size == DIGITS_SPLIT

@@ -63,6 +63,22 @@ def test_too_small_input_is_refused():
         create_model("cnn", input_shape=(1, 4, 4), num_classes=10)
 
 
+def test_the_plan_time_minimum_input_sizes_are_the_models_own():
+    # bnlab.model_inputs (torch-free, read when a config is) against a dry forward of every registered model
+    from bnlab.model_inputs import MIN_INPUT_SIDE
+
+    def smallest(name):
+        for side in range(1, 64):
+            try:
+                create_model(name, input_shape=(1, side, side), num_classes=10)
+                return side
+            except ValueError:
+                pass
+
+    assert set(MIN_INPUT_SIDE) == set(list_models())
+    assert {name: smallest(name) for name in list_models()} == MIN_INPUT_SIDE
+
+
 # ---- initialisation ---------------------------------------------------------
 
 FAN_IN, FAN_OUT = 784, 512  # first hidden Linear of an mlp [512, 512] on 28x28x1

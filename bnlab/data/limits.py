@@ -6,16 +6,18 @@ a plan with the known sizes (catalog.TRAIN_IMAGES) before any job starts, so a
 batch of 100000 is refused with the field named instead of silently training at
 the size of the training set.
 
-Base layer: imports bnlab.data and bnlab.params only (bnlab.config calls it).
+Base layer: imports bnlab.data, bnlab.params and bnlab.model_inputs only (bnlab.config calls it).
+The model against the images: a LeNet-5 on 8x8 digits is refused here, naming the study.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from bnlab.model_inputs import MIN_INPUT_SIDE, min_input_side
 from bnlab.params import RunSpec
 
-from .catalog import DATASETS, TRAIN_IMAGES, display_name
+from .catalog import DATASETS, INPUT_SHAPES, TRAIN_IMAGES, display_name
 
 DEFAULT_KEY = "default"  # the key of a data.val_size mapping that stands for every other dataset
 
@@ -89,8 +91,23 @@ def check_val_size(config_data: Mapping[str, Any], dataset: str, used_by: str = 
             f"e.g. data.val_size: {{{dataset}: {cap}, {DEFAULT_KEY}: 5000}}")
 
 
+def check_input_size(run: RunSpec, where: str) -> None:
+    """The model's convolutions and pools must fit the dataset's images."""
+    _, height, width = INPUT_SHAPES[run.dataset]
+    need = min_input_side(run.model)
+    if min(height, width) < need:
+        takes = sorted(m for m in MIN_INPUT_SIDE if min_input_side(m) <= min(height, width))
+        larger = [d for d in DATASETS if min(INPUT_SHAPES[d][1:]) >= need]
+        raise DataLimitError(
+            f"config error at '{where}' (model: {run.model}, dataset: {run.dataset}): {run.model} needs images of "
+            f"at least {need}x{need} pixels and {display_name(run.dataset)} has {height}x{width}; use a dataset "
+            f"with larger images ({', '.join(larger)}) or a model that takes {height}x{width} ({', '.join(takes)})")
+
+
 def check_run(config_data: Mapping[str, Any], run: RunSpec, where: str) -> None:
-    """train_subset, batch_size and (when the batch grows) batch_growth_max against the training split."""
+    """The model against the images' size; train_subset, batch_size and (when the batch grows)
+    batch_growth_max against the training split."""
+    check_input_size(run, where)
     n_file, val = TRAIN_IMAGES[run.dataset], val_size_for(config_data, run.dataset)
     name = display_name(run.dataset)
     if run.train_subset > n_file - val:
