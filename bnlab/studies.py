@@ -27,8 +27,6 @@ from typing import Any
 
 import yaml
 
-from bnlab.config import ConfigError
-
 CONFIG_ROOT = Path(__file__).resolve().parents[1] / "config"
 LIBRARY_DIR = CONFIG_ROOT / "studies"   # one or more studies per file; the file is the study's one home
 LIBRARY_INDEX = CONFIG_ROOT / "library.yaml"  # report order, shared defaults, the scales
@@ -47,8 +45,9 @@ SCALE_TEXT = "a scale changes only the dataset, the network's size, epochs, subs
 _PARAM_PLACES = ("fixed", "grid", "exclude")
 
 
-class LibraryError(ConfigError):
-    """A library or selection problem a user can fix; the message names the field."""
+class LibraryError(ValueError):
+    """A library or selection problem a user can fix; the message names the field. bnlab.config, which
+    calls this module, reports it as its ConfigError (this module does not import config: no cycle)."""
 
 
 def _signature(directory: Path, index: Path) -> tuple:

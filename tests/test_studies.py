@@ -96,8 +96,14 @@ def one_study(tmp_path, monkeypatch):
             {"order": ["s"], "scales": {"quick": {}, "seed": {}},
              "defaults": {"dataset": "digits", "model": "mlp", "widths": [8], "epochs": 1, "batch_size": 32}}))
         monkeypatch.setattr(studies, "library", lambda: real(tmp_path / "studies", tmp_path / "library.yaml"))
-        return lambda scale: build_plan(compose({"scale": scale, "studies": "all", "data": {"val_size": 300}},
-                                                all_available))
+        def plan(scale):
+            try:
+                composed = compose({"scale": scale, "studies": "all", "data": {"val_size": 300}}, all_available)
+            except studies.LibraryError as err:  # what bnlab.config.validate_config reports it as
+                raise ConfigError(str(err)) from None
+            return build_plan(composed)
+
+        return plan
     return make
 
 

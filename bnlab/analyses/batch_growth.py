@@ -174,7 +174,8 @@ def compute(ctx) -> None:
     runs.to_csv(ctx.out / RUNS_CSV, index=False)
     summ = summary(runs)
     summ.to_csv(ctx.out / TABLE_CSV, index=False)
-    plot_batch_growth(step_table(study, ctx.run_root), runs, ctx.out / FIGURE_PNG, title=study.title,
+    steps = step_table(study, ctx.run_root)
+    plot_batch_growth(steps, loss_by_epoch(steps), runs, ctx.out / FIGURE_PNG, title=study.title,
                       dataset_note=ctx.where)
     print(summ.to_string())
 

@@ -21,7 +21,7 @@ from bnlab.analyses.registry import fragment as make_fragment
 
 INPUT_DISPLAY = "input"
 FINAL_COLUMNS = ("label", "seed", "layer", "layer_display", "layer_index", "kind", "channel",
-                 "gamma", "beta", "step", "epoch")
+                 "gamma", "beta", "step", "epoch", "layer_position")
 STATS = ("mean", "sd", "min", "median", "max")
 # |gamma - 1| and |beta| below this count as "still at init". Adam moves a parameter by up
 # to ~lr (1e-3) per step, so after an epoch of MNIST (~900 steps) a parameter that gets any
@@ -70,7 +70,7 @@ def _display_names(table: pd.DataFrame) -> pd.Series:
 def _empty_final() -> pd.DataFrame:
     dtypes = {"label": object, "seed": "int64", "layer": object, "layer_display": object,
               "layer_index": "int64", "kind": object, "channel": "int64", "gamma": "float64",
-              "beta": "float64", "step": "int64", "epoch": "float64"}
+              "beta": "float64", "step": "int64", "epoch": "float64", "layer_position": "int64"}
     return pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in FINAL_COLUMNS})
 
 
@@ -78,8 +78,9 @@ def final_bn_params(run_dirs: Iterable[RunDir]) -> pd.DataFrame:
     """Last snapshot of each (label, seed, run folder) as one long table, runs in the given order.
 
     Columns: label, seed, layer, layer_display, layer_index, kind, channel, gamma, beta, plus
-    step and epoch of the snapshot (a diverged run's is earlier than the others'). Within a run
-    rows go by layer_index (forward order), then channel. Runs without BN add no rows.
+    step and epoch of the snapshot (a diverged run's is earlier than the others') and
+    layer_position, the display name's place in the forward order over all runs (layer_order).
+    Within a run rows go by layer_index (forward order), then channel. Runs without BN add no rows.
     """
     frames = []
     for label, seed, run_dir in run_dirs:
@@ -92,7 +93,9 @@ def final_bn_params(run_dirs: Iterable[RunDir]) -> pd.DataFrame:
         frames.append(last.sort_values(["layer_index", "channel"], kind="stable"))
     if not frames:
         return _empty_final()
-    return pd.concat(frames, ignore_index=True)[list(FINAL_COLUMNS)]
+    out = pd.concat(frames, ignore_index=True)
+    out["layer_position"] = out["layer_display"].map({name: i for i, name in enumerate(layer_order(out))})
+    return out[list(FINAL_COLUMNS)]
 
 
 def labels_without_bn(run_dirs: Iterable[RunDir], params: pd.DataFrame) -> list[str]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bnlab.analyses.batch_growth import loss_by_epoch
 from bnlab.figures.style import FULL_WIDTH_IN, apply_style, palette, plt, wrap
 
 
-def plot_batch_growth(steps: pd.DataFrame, table: pd.DataFrame, out_path: str, *, title: str,
+def plot_batch_growth(steps: pd.DataFrame, binned: pd.DataFrame, table: pd.DataFrame, out_path: str, *, title: str,
                       dataset_note: str) -> None:
     """2x2: loss vs epochs, loss vs updates (log), batch size vs epochs, lr vs epochs.
+
+    binned: the loss per bin of epochs (bnlab.analyses.batch_growth.loss_by_epoch).
 
     One colour per policy, one line per seed; a diverged run ends in an x.
     """
@@ -19,7 +20,6 @@ def plot_batch_growth(steps: pd.DataFrame, table: pd.DataFrame, out_path: str, *
     colours = dict(zip(policies, palette(len(policies))))
     fig, axes = plt.subplots(2, 2, figsize=(FULL_WIDTH_IN, 5.6), layout="constrained")
     (ax_loss, ax_updates), (ax_batch, ax_lr) = axes
-    binned = loss_by_epoch(steps)
     diverged = set(zip(table.policy[table.status != "ok"], table.seed[table.status != "ok"]))
     for (policy, seed), run in steps.groupby(["policy", "seed"], sort=False):
         c = colours[policy]

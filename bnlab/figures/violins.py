@@ -12,7 +12,6 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bnlab.analyses.bn_params import layer_order
 from bnlab.figures.style import FULL_WIDTH_IN, apply_style, palette, plt
 
 SUBTITLE = "learned BN gamma/beta per layer at the end of training (distribution over channels and seeds)"
@@ -111,7 +110,7 @@ def plot_bn_violins(params: pd.DataFrame, out_path: str | Path, *, title: str = 
                     no_bn_labels: Sequence[str] = ()) -> None:
     """gamma (top) and beta (bottom) per layer in forward order, one violin per label.
 
-    params: final_bn_params' table. Dashed lines mark the init values (gamma 1, beta 0).
+    params: final_bn_params' table (layer_position gives the forward order). Dashed lines mark the init values (gamma 1, beta 0).
     Groups with few values (e.g. the 1-channel input BN of a grey image) are drawn as points.
     """
     apply_style()
@@ -119,7 +118,7 @@ def plot_bn_violins(params: pd.DataFrame, out_path: str | Path, *, title: str = 
     if params.empty or not finite.any():
         _empty_figure(out_path, title, no_bn_labels)
         return
-    order = layer_order(params)
+    order = list(params.sort_values("layer_position", kind="stable")["layer_display"].drop_duplicates())
     labels = list(dict.fromkeys(params["label"]))
     colors = palette(len(labels))
     fig, axes = plt.subplots(2, 1, figsize=(FULL_WIDTH_IN, 5.4), sharex=True, layout="constrained")
