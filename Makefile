@@ -4,7 +4,7 @@
 #   make reproduce   the seed scale of the studies whose data is here (config/reproduce.yaml),
 #                    scored against the seeds' published numbers: results-reproduce/report.pdf
 # Set-up is ./setup.sh (safe to run twice); it runs again only when it, the pinned
-# requirements or pyproject.toml changed since it last succeeded (the stamp below).
+# requirements, their lock or pyproject.toml changed since it last succeeded (the stamp below).
 # Anything else for Snakemake goes in SNAKEMAKE_ARGS, e.g.
 #   make SNAKEMAKE_ARGS="--configfile config/smoke.yaml"
 # What a config costs before anything runs (runs, optimizer steps, FLOPs, and device-hours
@@ -38,6 +38,6 @@ test: $(STAMP)
 
 setup: $(STAMP)
 
-$(STAMP): setup.sh requirements.txt pyproject.toml
+$(STAMP): setup.sh requirements.txt requirements.lock pyproject.toml
 	./setup.sh
 	touch $@

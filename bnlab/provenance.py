@@ -49,6 +49,18 @@ def _library_versions(names: tuple[str, ...]) -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
+def installed_packages() -> tuple[tuple[str, str], ...]:
+    """Every distribution installed in this environment, (name, version), sorted by name: what the
+    report's provenance appendix lists and the lock file (requirements.lock) pins."""
+    found = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[name] = dist.version
+    return tuple(sorted(found.items(), key=lambda item: item[0].lower()))
+
+
+@lru_cache(maxsize=1)
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
@@ -67,6 +79,22 @@ def hardware() -> dict[str, str | int]:
 
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
+            info["cuda"] = str(torch.version.cuda)
+            info["cudnn"] = str(torch.backends.cudnn.version())
+            driver = nvidia_driver()
+            if driver:
+                info["driver"] = driver
     except Exception:  # hardware info is best effort, never a reason to fail
         pass
     return info
+
+
+@lru_cache(maxsize=1)
+def nvidia_driver() -> str | None:
+    """The NVIDIA driver's version from nvidia-smi, or None where there is none."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out[0] if out else None

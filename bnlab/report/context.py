@@ -21,7 +21,7 @@ from bnlab.analyses.runner import read_fragment
 from bnlab.config import Plan, StudyPlan
 from bnlab.data import display_name
 from bnlab.params import NOT_APPLICABLE, PARAM_NAMES, search_ref
-from bnlab.provenance import code_version, hardware, library_versions
+from bnlab.provenance import code_version, hardware, installed_packages, library_versions
 from bnlab.report.completeness import run_states
 from bnlab.runfolder import METRICS, read_json
 from bnlab.setting import phrase
@@ -209,8 +209,10 @@ def appendix_context(plan: Plan, results: Path) -> dict:
             continue
         n_finished += 1
         m = read_json(path)
-        devices.add(f"{m.get('device')} ({m.get('hardware', {}).get('cpu', '')}"
-                    f"{', ' + m['hardware']['gpu'] if m.get('hardware', {}).get('gpu') else ''})")
+        hw = m.get("hardware") or {}
+        gpu = ", ".join(f"{key} {hw[key]}" if key != "gpu" else hw[key]
+                        for key in ("gpu", "cuda", "cudnn", "driver") if hw.get(key))
+        devices.add(f"{m.get('device')} ({hw.get('cpu', '')}{', ' + gpu if gpu else ''})")
         # each source file: its name, whether it matched the published checksum, its SHA-256 (bnlab.data.checksums)
         files = [(Path(f["path"]).name, f["status"], f["sha256"]) for f in m.get("dataset_files") or []]
         sources[display_name(run.dataset)] = (m.get("dataset_source"), m.get("dataset_checksum"), files)
@@ -221,6 +223,7 @@ def appendix_context(plan: Plan, results: Path) -> dict:
         "code_version": code_version(),
         "run_code_versions": versions,
         "libraries": library_versions(),
+        "packages": installed_packages(),
         "hardware": hardware(),
         "run_devices": sorted(devices),
         "datasets": sources,
