@@ -62,7 +62,7 @@ def verdict(v: str, *, ours=0.9, reason="our setup differs"):
 def fake_plan(studies: list[StudyPlan]):
     """What report_context reads of a Plan."""
     return SimpleNamespace(studies={s.name: s for s in studies}, runs=[], config_hash="cafe",
-                           config={"report": {"title": "Test report", "subtitle": ""}})
+                           config={"report": {"title": "Test report", "subtitle": ""}, "results": "results-x"})
 
 
 @pytest.fixture
@@ -154,6 +154,7 @@ def test_title_page_scorecard_renders_with_links_to_the_sections(three_studies):
     assert [r["cells"] for r in body] == [["Alpha & co", "3", "1", "2"], ["Study beta", "0", "2", "1"],
                                           ["all studies", "3", "3", "3"]]
     assert [r["href"] for r in body[:2]] == ["#alpha", "#beta"]
+    assert "<code>results-x/runs</code>" in html  # where the runs are, as the config names the folder
     for name in ("alpha", "beta"):  # each link has its target
         assert f'<section class="study" id="{name}">' in html
     # contradicted counts are marked (bold, red), a zero is not

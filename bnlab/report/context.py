@@ -251,6 +251,7 @@ def report_context(plan: Plan, results: Path, *, studies_root: Path | None = Non
         "scale_description": plan.config["report"].get("scale_description", ""),
         "left_out": left_out_by_reason(plan.config["report"].get("left_out") or {}),
         "date": dt.date.today().isoformat(),
+        "runs_folder": f"{plan.config['results']}/runs",  # as the config names it: where a reader finds the runs
         "studies": studies,
         # a partial report is made from the runs that finished, and says so
         "n_runs": len(plan.runs) if incomplete is None else incomplete["counts"]["done"] + incomplete["counts"]["diverged"],
