@@ -100,6 +100,20 @@ def test_scorecard_counts_links_and_leaves_out_studies_without_expectations(thre
                                   "setting": 0, "different": 2, "other": 1}
 
 
+def test_each_section_ends_with_a_discussion_from_its_verdicts(three_studies):
+    results, studies = three_studies
+    alpha, beta, gamma = (study_context(s, results, results / "studies") for s in studies)
+    expected, published = alpha["discussion"]
+    assert expected.startswith("Are the results as expected? Of the 6 expectations from the literature and the "
+                               "seed checked on these runs, 3 hold, 1 does not and 2 are undecided.")
+    assert published.startswith("Against the published numbers: 2 of the 3 that could be scored are reproduced.")
+    assert beta["discussion"] == [beta["discussion"][0]] and "0 hold, 2 do not" in beta["discussion"][0]
+    assert gamma["discussion"] == ["None of the 2 published numbers of this study could be compared with these "
+                                   "runs (the table of published numbers says why)."]
+    html = render_html(report_context(fake_plan(studies), results), TEMPLATE, STYLE)
+    assert html.count("<h3>Discussion</h3>") == 3
+
+
 def test_no_expectations_no_scorecard(three_studies):
     results, studies = three_studies
     assert scorecard([study_context(studies[2], results, results / "studies")]) is None

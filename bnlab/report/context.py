@@ -23,6 +23,7 @@ from bnlab.data import display_name
 from bnlab.params import NOT_APPLICABLE, PARAM_NAMES, search_ref
 from bnlab.provenance import code_version, hardware, installed_packages, library_versions
 from bnlab.report.completeness import run_states
+from bnlab.report.discussion import discussion
 from bnlab.runfolder import METRICS, read_json
 from bnlab.setting import phrase
 
@@ -125,6 +126,10 @@ def study_context(study: StudyPlan, results: Path, studies_root: Path, *, failed
         "expectations": merge_expectations(expectations),
         "reference_verdicts": verdicts,
         "completeness": None,
+        # the seed's questions answered in words from the verdicts above (bnlab.report.discussion)
+        "discussion": discussion({**stats, "references": verdicts,
+                                  "expectations": {"items": [i for e in expectations for i in e.get("items", [])]}},
+                                 study.seed_differences() if study.scale else []),
     }
 
 
