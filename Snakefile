@@ -43,6 +43,6 @@ onerror:
 
 
 rule all:
+    default_target: True
     input:
         REPORT_PDF,
-    default_target: True

@@ -10,14 +10,14 @@ rule analysis:
         directory(f"{R}/studies/{{study}}/{{analysis}}"),
     log:
         f"{R}/logs/analysis/{{study}}/{{analysis}}.log",
+    localrule: True
+    conda:
+        "../envs/bnlab.yaml"
     params:
         # re-run when the study's text or the analysis's options change (titles are drawn in figures)
         study=lambda wc: PLAN.studies[wc.study],
         options=lambda wc: PLAN.studies[wc.study].analysis_options[wc.analysis],
         extra=lambda wc: plan_extra(PLAN, PLAN.studies[wc.study], wc.analysis),
         plugins=PLAN.config["analysis_plugins"],
-    localrule: True
-    conda:
-        "../envs/bnlab.yaml"
     script:
         "../scripts/analysis.py"

@@ -47,8 +47,9 @@ wildcard_constraints:
 # picked rates; search stage -> search_picks -> next stage), and left to chance they end up last,
 # training alone on one core while the other idles. Within each of these stages the bigger runs go
 # first (bnlab.cost.size_rank), so the tail of the workflow is short runs, not one long one alone.
-PICK_SOURCE_RUNS = {r.relative_dir() for study in {s for r in PLAN.runs for s in r.source_studies}
-                    for r in PLAN.studies[study].runs}
+PICK_SOURCE_RUNS = {
+    r.relative_dir() for study in {s for r in PLAN.runs for s in r.source_studies} for r in PLAN.studies[study].runs
+}
 PICKS_PRIORITY = 3000  # lr_picks and search_picks: above every training run, the next stage waits for them
 SIZE_RANKS = {}  # run folder -> bnlab.cost.size_rank (the priority is asked for again and again)
 
@@ -89,9 +90,14 @@ def run_dir(run):
 # The fused groups of this invocation (execution.fuse; rules/train.smk turns each into a job): cut from
 # every run of the config, so a group keeps its name and members on every read of the workflow (a cluster
 # node reads it again after other groups have finished), each training only its members not yet finished.
-FUSED_GROUPS = [group for group in (planned.left_to_train(lambda r: os.path.exists(f"{run_dir(r)}/metrics.json"))
-                                    for planned in fused_groups(PLAN.runs, *fusion_policy(EXEC)))
-                if group is not None]
+FUSED_GROUPS = [
+    group
+    for group in (
+        planned.left_to_train(lambda r: os.path.exists(f"{run_dir(r)}/metrics.json"))
+        for planned in fused_groups(PLAN.runs, *fusion_policy(EXEC))
+    )
+    if group is not None
+]
 
 
 def study_run_files(study_name, filename):

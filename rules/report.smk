@@ -12,11 +12,11 @@ rule report:
         pdf=REPORT_PDF,
     log:
         f"{R}/logs/report.log",
-    params:
-        plan=PLAN,
     localrule: True
     conda:
         "../envs/bnlab.yaml"
+    params:
+        plan=PLAN,
     script:
         "../scripts/render_report.py"
 
@@ -35,11 +35,11 @@ rule partial_report:
         pdf=f"{R}/report-partial.pdf",
     log:
         f"{R}/logs/report-partial.log",
-    params:
-        plan=PLAN,
-        partial=True,
     localrule: True
     conda:
         "../envs/bnlab.yaml"
+    params:
+        plan=PLAN,
+        partial=True,
     script:
         "../scripts/render_report.py"

@@ -11,8 +11,10 @@ rule train:
         **{name.split(".")[0]: f"{RUN_DIR}/{name}" for name in RUN_OUTPUTS},
     log:
         f"{RUN_DIR}/train.log",
-    threads: EXEC["threads_per_run"]
     priority: train_priority  # the critical path first (rules/common.smk)
+    conda:
+        "../envs/bnlab.yaml"
+    threads: EXEC["threads_per_run"]
     resources:
         # execution's values, raised by a study's `resources` (bnlab.config.Plan.run_resources)
         mem_mb=lambda wc: train_resources(wc)["mem_mb"],
@@ -22,8 +24,6 @@ rule train:
         # ... and, on a one-GPU workstation (profiles/gpu), one of the slots
         # that limit how many training jobs share the GPU.
         gpu_slots=1 if EXEC["device"] in ("cuda", "auto") else 0,
-    conda:
-        "../envs/bnlab.yaml"
     script:
         "../scripts/train.py"
 
@@ -41,14 +41,14 @@ rule lr_picks:
         f"{R}/picks/{{study}}/lr_range.csv",
     log:
         f"{R}/logs/lr_picks/{{study}}.log",
-    params:
-        # the runs alone: a new study title must not rewrite the picks (and so retrain their users)
-        runs=lambda wc: PLAN.studies[wc.study].runs,
-        run_root=f"{R}/runs",
     priority: PICKS_PRIORITY  # on the critical path: runs at the picked rates wait for it
     localrule: True
     conda:
         "../envs/bnlab.yaml"
+    params:
+        # the runs alone: a new study title must not rewrite the picks (and so retrain their users)
+        runs=lambda wc: PLAN.studies[wc.study].runs,
+        run_root=f"{R}/runs",
     script:
         "../scripts/lr_picks.py"
 
@@ -64,13 +64,13 @@ rule search_picks:
         f"{R}/picks/{{study}}/{SEARCH_TABLE}",
     log:
         f"{R}/logs/search_picks/{{study}}.log",
-    params:
-        runs=lambda wc: PLAN.studies[wc.study].runs,
-        run_root=f"{R}/runs",
     priority: PICKS_PRIORITY  # on the critical path: the next stage waits for it
     localrule: True
     conda:
         "../envs/bnlab.yaml"
+    params:
+        runs=lambda wc: PLAN.studies[wc.study].runs,
+        run_root=f"{R}/runs",
     script:
         "../scripts/search_picks.py"
 
@@ -94,20 +94,21 @@ for _group in FUSED_GROUPS:
             [f"{run_dir(r)}/{name}" for r in _group.runs for name in RUN_OUTPUTS],
         log:
             [f"{run_dir(r)}/train.log" for r in _group.runs],
+        priority: max(run_priority(r) for r in _group.runs)
+        conda:
+            "../envs/bnlab.yaml"
         # no params: a finished member is planned by `train` later, which has none (Snakemake reruns a job
         # whose params changed); the script reads the members back from their folder names
         threads: EXEC["threads_per_run"]
-        priority: max(run_priority(r) for r in _group.runs)
         resources:
             # the members share one process and device: the largest of their requests
             mem_mb=max(r["mem_mb"] for r in _resources),
             runtime=max(r["runtime_min"] for r in _resources),
             gpu=max(r["gpus_per_run"] for r in _resources),
             gpu_slots=1 if EXEC["device"] in ("cuda", "auto") else 0,
-        conda:
-            "../envs/bnlab.yaml"
         script:
             "../scripts/train.py"
+
 
 # Snakemake records a script rule's "code" as the text of its script directive; the fused rules
 # run the same script as `train` but are written one level deeper (in the loop), so their text

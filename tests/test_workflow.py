@@ -26,6 +26,46 @@ def test_lint_is_clean():
     assert "good condition" in out.stdout + out.stderr
 
 
+WORKFLOW_FILES = ["Snakefile", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "rules").glob("*.smk"))]
+
+
+def snakefmt_check(*paths):
+    """snakefmt --check with the project's settings (pyproject.toml [tool.snakefmt])."""
+    tool = Path(sys.executable).parent / "snakefmt"
+    return subprocess.run([str(tool), "--check", "--config", str(ROOT / "pyproject.toml"), *map(str, paths)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_workflow_files_are_snakefmt_clean(tmp_path):
+    out = snakefmt_check(*WORKFLOW_FILES)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert len(WORKFLOW_FILES) == 6
+    # the check fails on a badly formatted copy (directives out of snakefmt's order)
+    broken = tmp_path / "Snakefile"
+    text = (ROOT / "rules" / "train.smk").read_text()
+    broken.write_text(text.replace("    log:\n", "    log :\n", 1))
+    assert snakefmt_check(broken).returncode != 0
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "config/smoke.yaml", "config/full.yaml", "config/reproduce.yaml"])
+def test_every_shipped_config_plans_a_dry_run(config, tmp_path):
+    """Snakemake plans each shipped config from an empty results folder, every training run exactly once:
+    a `train` job of its own or a member of one fused group's job."""
+    from bnlab.config import load_config
+    from bnlab.fusion import fused_groups, fusion_policy
+    from bnlab.workflow import load_plan
+
+    results = tmp_path / "res"
+    plan = load_plan({**load_config(ROOT / config), "results": str(results)})
+    out = snakemake("-n", "--configfile", config, "--config", f"results={results}")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out.stdout, re.M))
+    groups = fused_groups(plan.runs, *fusion_policy(plan.config["execution"]))
+    assert sorted(k for k in jobs if k.startswith("fused_")) == sorted(g.name for g in groups)
+    assert int(jobs.get("train", 0)) + sum(len(g.runs) for g in groups) == len(plan.runs)
+    assert jobs["report"] == "1"
+
+
 def test_bad_config_stops_before_any_job(tmp_path):
     cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
     cfg["results"] = str(tmp_path / "res")
