@@ -2,13 +2,15 @@
 # build one PDF report. Thin on purpose: logic lives in the bnlab package.
 from snakemake.utils import min_version
 
+from bnlab.snakemake_private import configfile_given  # the workflow's Snakemake internals live there
+
 # a callable `priority:` (rules/train.smk) needs 9.17
 min_version("9.17")
 
 
 # config.yaml is the default; a --configfile replaces it rather than being
 # merged into it (a merge would mix the default studies into, say, smoke.yaml).
-if not workflow.overwrite_configfiles:
+if not configfile_given(workflow):
 
     configfile: "config.yaml"
 

@@ -13,6 +13,7 @@ from bnlab.workflow import analysis_code, code_files, load_plan, report_code
 from bnlab.runfolder import OUTPUT_FILES
 from bnlab.params import DIRECTORY_PARAMS, PARAM_FOR_KEY, PARAM_NAMES, PATH_KEYS, RunSpec, run_paramspaces, search_ref
 from bnlab.schedules import PICKS_TABLE
+from bnlab.snakemake_private import runs_jobs_in_this_process_tree, share_code_record, stop_rescheduling_timers
 from bnlab.search import SEARCH_TABLE
 
 try:
@@ -135,16 +136,4 @@ WARM_SERVER = {}  # its process, while the workflow runs
 
 
 def warm_server_wanted():
-    in_conda_env = any(m.name == "CONDA" for m in workflow.deployment_settings.deployment_method)
-    return EXEC["warm_server"] and workflow.is_main_process and workflow.local_exec and not in_conda_env
-
-
-def stop_rescheduling_timers():
-    """Cancel the scheduler's pending re-evaluation timers (threading.Timer, its only use of them), so
-    that the process exits now rather than when the last one fires (profiles/default says why they are
-    long)."""
-    import threading
-
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer):
-            thread.cancel()
+    return EXEC["warm_server"] and runs_jobs_in_this_process_tree(workflow)

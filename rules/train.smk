@@ -110,9 +110,6 @@ for _group in FUSED_GROUPS:
             "../scripts/train.py"
 
 
-# Snakemake records a script rule's "code" as the text of its script directive; the fused rules
-# run the same script as `train` but are written one level deeper (in the loop), so their text
-# differs by indentation alone. Give them train's record, or a finished member planned by `train`
-# later would be retrained for "code changed" (tests/test_workflow.py checks a re-run is a no-op).
-for _group in FUSED_GROUPS:
-    workflow.get_rule(_group.name).run_func_src = workflow.get_rule("train").run_func_src
+# The fused rules run train's script but are written inside the loop: give them train's code record, or a
+# finished member planned by `train` later would be retrained for "code changed" (bnlab/snakemake_private.py).
+share_code_record(workflow, [group.name for group in FUSED_GROUPS], like="train")

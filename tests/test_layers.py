@@ -17,7 +17,7 @@ from bnlab import codegraph
 # Lowest first. "pkg.*" is the package pkg and everything under it; other entries are single modules.
 LAYERS = [
     ("base", ["bnlab", "bnlab.params", "bnlab.schedules", "bnlab.lr_picks", "bnlab.search", "bnlab.provenance", "bnlab.runfolder", "bnlab.codegraph", "bnlab.warm",
-              "bnlab.model_inputs",
+              "bnlab.model_inputs", "bnlab.snakemake_private",
               "bnlab.data.*", "bnlab.models.*"]),
     ("plan", ["bnlab.config", "bnlab.fusion", "bnlab.studies", "bnlab.setting"]),
     ("train", ["bnlab.train.*", "bnlab.cost"]),
