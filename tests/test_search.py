@@ -182,6 +182,9 @@ def test_a_new_stage_1_outcome_retrains_exactly_stages_2_and_3(tmp_path):
     picked = json.loads((runs / final.relative_dir() / "metrics.json").read_text())["picked"]["l2"]
     assert picked["value"] == pytest.approx(best(fine, "l2")["value"])
     assert (tmp_path / "res" / "studies" / "final" / "search" / "search.png").is_file()
+    # the report names stage 2's runs by the values they trained with, not draw<i>-coarse
+    labels = pd.read_csv(tmp_path / "res" / "studies" / "fine" / "summary" / "runs.csv").label
+    assert len(labels) == 3 and not labels.str.contains("draw").any() and labels.str.match(r"l2=[0-9.e-]+$").all()
 
     again = snakemake("-n", "--configfile", str(path))
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
@@ -193,6 +196,29 @@ def test_a_new_stage_1_outcome_retrains_exactly_stages_2_and_3(tmp_path):
     dry = snakemake("-n", "--configfile", str(path))
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
     assert train_outputs(dry.stdout) == folder["fine"] | folder["final"]
+
+
+def test_a_stage_of_draws_is_labelled_by_the_values_its_runs_trained_with(tmp_path):
+    from bnlab.analyses.collect import searched_labels
+
+    study = build_plan(three_stages()).studies["fine"]
+
+    def write(values):
+        for run, value in zip(study.runs, values):
+            folder = tmp_path / run.relative_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "metrics.json").write_text(json.dumps({"picked": {"l2": {"kind": "draw", "value": value}}}))
+        return [searched_labels(study, tmp_path)[r.relative_dir()] for r in study.runs]
+
+    assert write([0.0123456, 0.0456789, 0.0789012]) == ["l2=0.0123", "l2=0.0457", "l2=0.0789"]
+    # values that 3 digits would merge get as many as keep every run its own label
+    assert write([0.0123456, 0.0123478, 0.0789012]) == ["l2=0.012346", "l2=0.012348", "l2=0.078901"]
+    # a study without searched values keeps its labels
+    coarse = build_plan(three_stages()).studies["coarse"]
+    for run in coarse.runs:
+        (tmp_path / run.relative_dir()).mkdir(parents=True, exist_ok=True)
+        (tmp_path / run.relative_dir() / "metrics.json").write_text(json.dumps({"picked": {}}))
+    assert list(searched_labels(coarse, tmp_path).values()) == [coarse.label(r) for r in coarse.runs]
 
 
 def test_the_report_shows_a_stage_of_draws_as_its_range():

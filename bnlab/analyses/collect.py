@@ -18,14 +18,41 @@ METRIC_COLUMNS = (
 )
 
 
+def searched_labels(study: StudyPlan, run_root: str | Path) -> dict[str, str]:
+    """Each run's legend text, with a searched axis value written as the number the run trained with.
+
+    A search stage's runs are written draw<i>-<study> in the config (the value is drawn when the run starts,
+    from the stage before); a table or legend of 'l2=draw16-l2_coarse' tells a reader nothing. The number
+    comes from the run's metrics (picked.<param>.value), with the fewest significant digits (at least 3)
+    that keep the study's values apart, so no two runs merge into one label."""
+    used: dict[str, dict[str, float]] = {}
+    for spec in study.runs:
+        picked = read_json(Path(run_root) / spec.relative_dir() / METRICS).get("picked") or {}
+        used[spec.relative_dir()] = {param: float(p["value"]) for param, p in picked.items()
+                                     if param in study.axes and isinstance(p, dict) and "value" in p}
+    params = {param for values in used.values() for param in values}
+    digits = {}
+    for param in params:
+        values = sorted({v[param] for v in used.values() if param in v})
+        digits[param] = next((d for d in range(3, 17) if len({f"{x:.{d}g}" for x in values}) == len(values)), 17)
+    labels = {}
+    for spec in study.runs:
+        label, strings = study.label(spec), spec.as_strings()
+        for param, value in used[spec.relative_dir()].items():
+            label = label.replace(f"{param}={strings[param]}", f"{param}={value:.{digits[param]}g}")
+        labels[spec.relative_dir()] = label
+    return labels
+
+
 def collect_runs(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
     """One row per run of the study: label, axis values, seed, metrics, folder."""
     rows = []
+    labels = searched_labels(study, run_root)
     for spec in study.runs:
         path = Path(run_root) / spec.relative_dir()
         run = load_run(path)
         values = spec.as_strings()
-        row = {"label": study.label(spec), "seed": spec.seed}
+        row = {"label": labels[spec.relative_dir()], "seed": spec.seed}
         row.update({axis: values[axis] for axis in study.axes})
         row.update({key: run.metrics.get(key) for key in METRIC_COLUMNS})
         # "epochs" may be a grid axis (the configured value); what was trained is another column
@@ -38,10 +65,11 @@ def collect_runs(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
 def collect_curves(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
     """Long table of every evaluation of every run: label, seed, split, step, epoch, loss, acc."""
     frames = []
+    labels = searched_labels(study, run_root)
     for spec in study.runs:
         run = load_run(Path(run_root) / spec.relative_dir())
         h = run.history.copy()
-        h.insert(0, "label", study.label(spec))
+        h.insert(0, "label", labels[spec.relative_dir()])
         h.insert(1, "seed", spec.seed)
         h["status"] = run.metrics.get("status")
         frames.append(h)
