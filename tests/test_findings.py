@@ -36,6 +36,23 @@ def test_bn_comparison_orders_by_gap_and_folds_small_ones():
     assert bn_comparison_findings(summary, ["init_scale"]) == []
 
 
+def test_a_setting_is_named_by_its_no_bn_cell_where_the_study_names_cells():
+    rows = []
+    for bn, name, acc in (("none", "CNN", 0.5), ("hidden", "CNN + BN", 0.9)):
+        for seed in (0, 1):
+            rows.append({"label": f"{name}, lr=0.5", "bn": bn, "model": "cnn2", "widths": "default", "lr": "0.5",
+                         "seed": seed, "status": "ok", "best_val_acc": acc, "final_test_acc": acc,
+                         "final_train_loss": 1.0, "final_val_loss": 1.0, "train_seconds": 1.0})
+    axes = ["bn", "model", "widths", "lr"]
+    sentences = bn_comparison_findings(summarize(pd.DataFrame(rows), axes), axes)
+    assert sentences[0].startswith("CNN, lr=0.5: bn=hidden raised the best validation accuracy from 50.0% to 90.0%")
+    # unnamed cells keep their axes: the label would say no less
+    for r in rows:
+        r["label"] = f"bn={r['bn']}, model=cnn2, widths=default, lr=0.5"
+    sentences = bn_comparison_findings(summarize(pd.DataFrame(rows), axes), axes)
+    assert sentences[0].startswith("model=cnn2, widths=default, lr=0.5: bn=hidden raised")
+
+
 def test_generic_findings_name_best_worst_and_divergence():
     summary = summarize(runs_table(), ["bn", "init_scale"])
     text = " ".join(generic_findings(summary))

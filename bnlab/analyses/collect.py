@@ -99,6 +99,15 @@ def scan_run_files(study: StudyPlan, run_dir, filename: str, info: dict):
         yield spec, folder, label, status
 
 
+def setting_name(axes_text: str, baseline_label: str | None) -> str:
+    """How a sentence names a setting (a cell less the axis being compared, e.g. BN): the baseline cell's
+    label where the study names its cells ('CNN, lr=0.5'), else the axes as key=value ('model=cnn2,
+    widths=default, lr=0.5'); whichever has fewer key=value pairs."""
+    if baseline_label and baseline_label.count("=") < axes_text.count("="):
+        return baseline_label
+    return axes_text
+
+
 def setting_without(study: StudyPlan, spec, drop: tuple[str, ...]) -> str:
     """Legend text of the study's varying axes other than `drop` ("all runs" if none).
 

@@ -28,7 +28,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from bnlab.analyses.collect import read_runs
+from bnlab.analyses.collect import read_runs, setting_name
 from bnlab.analyses.evidence import CONFIDENCE, INTERVAL_METHOD, MIN_SEEDS, measure, t_interval
 from bnlab.analyses.registry import Analysis, register, table
 from bnlab.analyses.registry import fragment as make_fragment
@@ -182,8 +182,10 @@ def speedup_per_seed(runs: pd.DataFrame, curves: pd.DataFrame, axes: list[str], 
     rows = []
     for key in pd.unique(runs["_key"]):  # settings in study order
         values = dict(zip(other, key))
-        setting = setting_text(values)
         in_setting = runs[runs["_key"] == key]
+        base_labels = in_setting.loc[in_setting[BN_AXIS] == baseline, "label"]
+        # 'CNN, lr=0.5' where the study names its cells, else the axes as key=value
+        setting = setting_name(setting_text(values), base_labels.iloc[0] if len(base_labels) else None)
         for bn in variants:
             for seed in sorted(in_setting["seed"].unique()):
                 base_run, bn_run = index.get((key, baseline, seed)), index.get((key, bn, seed))

@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from bnlab.analyses.collect import collect_curves, collect_runs, read_runs
+from bnlab.analyses.collect import collect_curves, collect_runs, read_runs, setting_name
 from bnlab.analyses.evidence import chance_limit
 from bnlab.analyses.formats import fmt_loss, fmt_num, fmt_pct
 from bnlab.analyses.registry import Analysis, register, table
@@ -166,10 +166,11 @@ def bn_comparison_findings(summary: pd.DataFrame, axes: list[str], baseline: str
         if base.empty:
             continue
         b = base.iloc[0]
+        name = setting_name(setting, b.get("label"))  # 'CNN, lr=0.5' where the study names its cells
         for _, r in group[group.bn.astype(str) != baseline].iterrows():
             if not (_present(r[f"{metric}_mean"]) and _present(b[f"{metric}_mean"])):
                 continue
-            rows.append((setting, r["bn"], r[f"{metric}_mean"], b[f"{metric}_mean"]))
+            rows.append((name, r["bn"], r[f"{metric}_mean"], b[f"{metric}_mean"]))
     if not rows:
         return []
     rows.sort(key=lambda t: -abs(t[2] - t[3]))
