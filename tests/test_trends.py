@@ -52,6 +52,18 @@ def test_pairs_are_cells_that_differ_only_in_epochs():
     assert epoch_pairs(runs, ["bn"]) == []
 
 
+def test_a_named_cell_names_its_setting_without_the_epochs():
+    runs, _ = tables({0: .7, 1: .7}, {0: .8, 1: .8}, {0: (.7, .7, .7), 1: (.7, .7, .7)})
+    runs = runs.assign(activation="relu", dropout_hidden="0.5")
+    runs["label"] = runs["label"].str.replace(", epochs=", ", activation=relu, dropout_hidden=0.5, epochs=")
+    axes = ["bn", "activation", "dropout_hidden", "epochs"]
+    assert epoch_pairs(runs, axes)[0]["setting"] == "bn=none, activation=relu, dropout_hidden=0.5"
+    runs["label"] = (runs["bn"].map({"none": "ReLU + dropout", "hidden": "ReLU + BN + dropout"})
+                     + ", epochs=" + runs["epochs"])
+    pair = epoch_pairs(runs, axes)[0]
+    assert (pair["setting"], pair["short_label"]) == ("ReLU + dropout", "ReLU + dropout, epochs=2")
+
+
 RISING = (0.74, 0.76, 0.78)
 
 

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bnlab.analyses.collect import read_runs
+from bnlab.analyses.collect import read_runs, setting_name
 from bnlab.analyses.evidence import MIN_SEEDS, STILL_RISING, end_slope, t_interval, what_would_decide
 from bnlab.analyses.evidence import pair as pair_seeds
 from bnlab.analyses.registry import Analysis, fragment, register, table
@@ -56,8 +56,11 @@ def epoch_pairs(runs: pd.DataFrame, axes: list[str]) -> list[dict]:
     pairs = []
     for setting, group in cells.groupby("setting", sort=False):
         group = group.sort_values("epochs_value")
+        # a named cell ('ReLU + dropout, epochs=4') names its setting without the epochs: 'ReLU + dropout'
+        named = ", ".join(part for part in str(group["label"].iloc[0]).split(", ") if not part.startswith(f"{AXIS}="))
+        name = setting_name(setting, named)
         for (_, short), (_, long) in zip(group.iloc[:-1].iterrows(), group.iloc[1:].iterrows()):
-            pairs.append({"setting": setting, "short_label": short["label"], "long_label": long["label"],
+            pairs.append({"setting": name, "short_label": short["label"], "long_label": long["label"],
                           "short_epochs": short["epochs_value"], "long_epochs": long["epochs_value"]})
     return pairs
 
