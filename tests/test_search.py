@@ -198,27 +198,23 @@ def test_a_new_stage_1_outcome_retrains_exactly_stages_2_and_3(tmp_path):
     assert train_outputs(dry.stdout) == folder["fine"] | folder["final"]
 
 
-def test_a_stage_of_draws_is_labelled_by_the_values_its_runs_trained_with(tmp_path):
+def test_a_stage_of_draws_is_labelled_by_the_values_its_runs_trained_with():
     from bnlab.analyses.collect import searched_labels
 
     study = build_plan(three_stages()).studies["fine"]
 
     def write(values):
-        for run, value in zip(study.runs, values):
-            folder = tmp_path / run.relative_dir()
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "metrics.json").write_text(json.dumps({"picked": {"l2": {"kind": "draw", "value": value}}}))
-        return [searched_labels(study, tmp_path)[r.relative_dir()] for r in study.runs]
+        metrics = {run.relative_dir(): {"picked": {"l2": {"kind": "draw", "value": value}}}
+                   for run, value in zip(study.runs, values)}
+        return [searched_labels(study, metrics)[r.relative_dir()] for r in study.runs]
 
     assert write([0.0123456, 0.0456789, 0.0789012]) == ["l2=0.0123", "l2=0.0457", "l2=0.0789"]
     # values that 3 digits would merge get as many as keep every run its own label
     assert write([0.0123456, 0.0123478, 0.0789012]) == ["l2=0.012346", "l2=0.012348", "l2=0.078901"]
     # a study without searched values keeps its labels
     coarse = build_plan(three_stages()).studies["coarse"]
-    for run in coarse.runs:
-        (tmp_path / run.relative_dir()).mkdir(parents=True, exist_ok=True)
-        (tmp_path / run.relative_dir() / "metrics.json").write_text(json.dumps({"picked": {}}))
-    assert list(searched_labels(coarse, tmp_path).values()) == [coarse.label(r) for r in coarse.runs]
+    unpicked = {run.relative_dir(): {"picked": {}} for run in coarse.runs}
+    assert list(searched_labels(coarse, unpicked).values()) == [coarse.label(r) for r in coarse.runs]
 
 
 def test_the_report_shows_a_stage_of_draws_as_its_range():

@@ -18,16 +18,17 @@ METRIC_COLUMNS = (
 )
 
 
-def searched_labels(study: StudyPlan, run_root: str | Path) -> dict[str, str]:
+def searched_labels(study: StudyPlan, metrics: dict[str, dict]) -> dict[str, str]:
     """Each run's legend text, with a searched axis value written as the number the run trained with.
 
     A search stage's runs are written draw<i>-<study> in the config (the value is drawn when the run starts,
     from the stage before); a table or legend of 'l2=draw16-l2_coarse' tells a reader nothing. The number
     comes from the run's metrics (picked.<param>.value), with the fewest significant digits (at least 3)
-    that keep the study's values apart, so no two runs merge into one label."""
+    that keep the study's values apart, so no two runs merge into one label. `metrics`: each run's
+    metrics.json by its folder (relative_dir), as the caller loaded them."""
     used: dict[str, dict[str, float]] = {}
     for spec in study.runs:
-        picked = read_json(Path(run_root) / spec.relative_dir() / METRICS).get("picked") or {}
+        picked = metrics[spec.relative_dir()].get("picked") or {}
         used[spec.relative_dir()] = {param: float(p["value"]) for param, p in picked.items()
                                      if param in study.axes and isinstance(p, dict) and "value" in p}
     params = {param for values in used.values() for param in values}
@@ -47,10 +48,10 @@ def searched_labels(study: StudyPlan, run_root: str | Path) -> dict[str, str]:
 def collect_runs(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
     """One row per run of the study: label, axis values, seed, metrics, folder."""
     rows = []
-    labels = searched_labels(study, run_root)
+    runs = {spec.relative_dir(): load_run(Path(run_root) / spec.relative_dir()) for spec in study.runs}
+    labels = searched_labels(study, {folder: run.metrics for folder, run in runs.items()})
     for spec in study.runs:
-        path = Path(run_root) / spec.relative_dir()
-        run = load_run(path)
+        run = runs[spec.relative_dir()]
         values = spec.as_strings()
         row = {"label": labels[spec.relative_dir()], "seed": spec.seed}
         row.update({axis: values[axis] for axis in study.axes})
@@ -65,9 +66,10 @@ def collect_runs(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
 def collect_curves(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
     """Long table of every evaluation of every run: label, seed, split, step, epoch, loss, acc."""
     frames = []
-    labels = searched_labels(study, run_root)
+    runs = {spec.relative_dir(): load_run(Path(run_root) / spec.relative_dir()) for spec in study.runs}
+    labels = searched_labels(study, {folder: run.metrics for folder, run in runs.items()})
     for spec in study.runs:
-        run = load_run(Path(run_root) / spec.relative_dir())
+        run = runs[spec.relative_dir()]
         h = run.history.copy()
         h.insert(0, "label", labels[spec.relative_dir()])
         h.insert(1, "seed", spec.seed)
