@@ -15,6 +15,10 @@ if not configfile_given(workflow):
     configfile: "config.yaml"
 
 
+# `snakemake --report report.zip`: the PDF and every figure and table with its caption (rules/analyze.smk)
+report: "report/snakemake/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"

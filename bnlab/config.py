@@ -11,7 +11,7 @@ import copy
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,23 @@ class StudyPlan:
     setting_note: str = ""
     options: dict = field(default_factory=dict)  # a kind's options (gradcheck: its dataset)
 
+    # -- as plain data (Snakemake rule params) -------------------------------
+    # Snakemake compares a job's params with the last run's only where they are plain data (it skips any
+    # other object), so a rule that carried a StudyPlan would not re-run when a title or a claim changed.
+    def to_data(self) -> dict:
+        """Every field as dicts, lists and scalars (runs by their typed parameters); from_data inverts it."""
+        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+        out["runs"] = [asdict(run) for run in self.runs]
+        out["names"] = [[cell, name] for cell, name in self.names]
+        return out
+
+    @classmethod
+    def from_data(cls, data: dict) -> "StudyPlan":
+        values = dict(data)
+        values["runs"] = [RunSpec(**run) for run in data["runs"]]
+        values["names"] = [(cell, name) for cell, name in data["names"]]
+        return cls(**values)
+
     def select(self, partial: dict) -> list[RunSpec]:
         """Runs whose parameters match every key of a canonical partial (see _canonical_partial)."""
         return [r for r in self.runs if all(r.as_strings().get(k) == v for k, v in partial.items())]
@@ -253,6 +270,16 @@ class StudyPlan:
 class Plan:
     config: dict
     studies: dict[str, StudyPlan]
+
+    def to_data(self) -> dict:
+        """The config and every study as plain data (see StudyPlan.to_data); from_data inverts it."""
+        return {"config": copy.deepcopy(self.config),
+                "studies": {name: study.to_data() for name, study in self.studies.items()}}
+
+    @classmethod
+    def from_data(cls, data: dict) -> "Plan":
+        return cls(config=data["config"],
+                   studies={name: StudyPlan.from_data(study) for name, study in data["studies"].items()})
 
     @property
     def runs(self) -> list[RunSpec]:

@@ -12,6 +12,7 @@ from bnlab.fusion import fused_groups, fusion_policy
 from bnlab.workflow import analysis_code, code_files, load_plan, report_code
 from bnlab.runfolder import OUTPUT_FILES
 from bnlab.params import DIRECTORY_PARAMS, PARAM_FOR_KEY, PARAM_NAMES, PATH_KEYS, RunSpec, run_paramspaces, search_ref
+from bnlab.report.snakemake_captions import AnalysisCaptions
 from bnlab.schedules import PICKS_TABLE
 from bnlab.snakemake_private import runs_jobs_in_this_process_tree, share_code_record, stop_rescheduling_timers
 from bnlab.search import SEARCH_TABLE

@@ -8,15 +8,17 @@ rule report:
         style="report/style.css",
         code=report_code(),
     output:
+        # the HTML names its figures by their paths in the results folder, which `snakemake --report`'s zip
+        # does not keep: the report shows the PDF, and the figures under their studies (rules/analyze.smk)
         html=f"{R}/report.html",
-        pdf=REPORT_PDF,
+        pdf=report(REPORT_PDF, caption="../report/snakemake/report.rst", category="Report"),
     log:
         f"{R}/logs/report.log",
     localrule: True
     conda:
         "../envs/bnlab.yaml"
     params:
-        plan=PLAN,
+        plan=PLAN.to_data(),  # plain data: a changed title or claim re-renders (rules/analyze.smk)
     script:
         "../scripts/render_report.py"
 
@@ -39,7 +41,7 @@ rule partial_report:
     conda:
         "../envs/bnlab.yaml"
     params:
-        plan=PLAN,
+        plan=PLAN.to_data(),
         partial=True,
     script:
         "../scripts/render_report.py"

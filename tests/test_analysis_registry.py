@@ -184,7 +184,7 @@ def test_an_analysis_job_runs_torch_on_its_snakemake_threads(tmp_path, monkeypat
     torch.set_num_threads(3 - threads)  # the other value, so the job must change it
     try:
         study = build_plan(tiny_config(tmp_path)).studies["tiny"]
-        runner.analysis_job(study, "summary", tmp_path / "studies" / "tiny" / "summary", {}, {}, [], threads=threads)
+        runner.analysis_job(study.to_data(), "summary", tmp_path / "studies" / "tiny" / "summary", {}, {}, [], threads=threads)
     finally:
         torch.set_num_threads(before)
     assert seen == [threads]

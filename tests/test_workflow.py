@@ -126,9 +126,22 @@ def test_smoke_config_builds_the_report(tmp_path):
     assert served.count("bnlab.train.job:train_job") == sum("fused" not in m for m in metrics)
     assert "bnlab.analyses.runner:analysis_job" in served and "warm server: stopped" in served
 
+    # `snakemake --report`: a zip with the PDF, and every figure and table of the analyses with its caption
+    check_snakemake_report(results, args, tmp_path / "report.zip")
+
     # Re-running changes nothing ...
     again = snakemake("-n", *args)
     assert "Nothing to be done" in again.stdout + again.stderr
+    # ... but a study's edited title (drawn in its figures, printed in the report) re-runs that study's
+    # analyses and the report, never training: the rules carry the study as plain data (bnlab/config.py)
+    edited = tmp_path / "edited.yaml"
+    edited.write_text((ROOT / "config" / "smoke.yaml").read_text().replace(
+        '"Smoke: batch norm on a small MLP"', '"Smoke: batch norm on a small MLP, retitled"'))
+    retitled = snakemake("-n", "--configfile", str(edited), "--config", f"results={results}").stdout
+    assert "rule train:" not in retitled and "rule report:" in retitled, retitled[-2000:]
+    studies = set(re.findall(r"study=(\w+), analysis=", retitled))
+    assert studies == {"smoke_bn"}, studies
+    assert "params have changed since last execution" in retitled
     # After a failure (a run's files and everything downstream of it missing), exactly the
     # missing cell is retrained: one job per cell, warm server or not.
     import shutil
@@ -179,6 +192,39 @@ def test_smoke_config_builds_the_report(tmp_path):
     finally:
         figure_code.write_text(original_text)
         os.utime(figure_code, (original_stat.st_atime, original_stat.st_mtime))
+
+
+def check_snakemake_report(results, args, zip_path):
+    """`snakemake --report` from a finished results folder: the PDF, every figure with the caption its analysis
+    wrote, and the CSV tables."""
+    import html
+    import json
+    import zipfile
+
+    out = snakemake(*args, "--report", str(zip_path))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+        page = archive.read(next(n for n in names if n.endswith("/report.html"))).decode()
+    files = [Path(n).name for n in names if "/data/raw/" in n]
+    assert "report.pdf" in files
+    assert "System Message" not in page  # a caption docutils could not read shows its complaint
+
+    def caption_shown(path: Path) -> str:
+        """The caption the page gives the file at `path` (its results are a JSON map from path to record)."""
+        at = page.index(json.dumps(str(path)) + ": {")
+        record, _ = json.JSONDecoder().raw_decode(page, at + len(json.dumps(str(path))) + 2)
+        return html.unescape(re.sub(r"<[^>]+>", "", record["caption"])).strip()
+
+    figures = 0
+    for fragment_file in (results / "studies").glob("*/*/fragment.json"):
+        for figure in json.loads(fragment_file.read_text())["figures"]:
+            assert caption_shown(fragment_file.parent / figure["file"]) == " ".join(figure["caption"].split())
+            figures += 1
+    assert figures and sum(name.endswith(".png") for name in files) == figures
+    summaries = sorted((results / "studies").glob("*/summary"))
+    assert files.count("summary.csv") == len(summaries) > 0
+    assert caption_shown(summaries[0] / "summary.csv").startswith("One row per setting")
 
 
 def test_the_slurm_profile_submits_no_arrays_while_train_jobs_differ_in_resources():

@@ -9,7 +9,8 @@ report section as data, a *fragment*:
      "findings": ["sentence", ...],
      "references": ["Ioffe & Szegedy 2015", ...],
      "stats":    {...},          # optional numbers the report's assembly uses (run counts, hours)
-     "background": [{"title": "...", "source": "...", "paragraphs": [...]}]}  # optional explanations
+     "background": [{"title": "...", "source": "...", "paragraphs": [...]}],  # optional explanations
+     "data":     [{"file": "summary.csv", "caption": "..."}]}  # optional: what its CSV files hold
 
 An entry declares what it reads, so one generic Snakemake rule can give each
 (study, analysis) job exactly its inputs:
@@ -156,10 +157,13 @@ def table(caption: str, header: list[str], rows: list[list], diverged: list[bool
     return out
 
 
-def fragment(*, figures=(), tables=(), findings=(), references=(), stats=None, background=()) -> dict:
-    """`background`: [{"title", "source", "paragraphs": [str]}], explanations the report prints as boxes."""
+def fragment(*, figures=(), tables=(), findings=(), references=(), stats=None, background=(), data=()) -> dict:
+    """`background`: [{"title", "source", "paragraphs": [str]}], explanations the report prints as boxes;
+    `data`: [{"file", "caption"}], what the analysis's CSV tables hold (`snakemake --report` shows them)."""
     out = {"figures": list(figures), "tables": list(tables), "findings": list(findings),
            "references": list(references), "stats": dict(stats or {})}
     if background:
         out["background"] = list(background)
+    if data:
+        out["data"] = list(data)
     return out

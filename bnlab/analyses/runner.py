@@ -74,10 +74,10 @@ def run_analysis(study: StudyPlan, name: str, *, results: str | Path, studies_ro
     return frag
 
 
-def analysis_job(study: StudyPlan, analysis: str, out: str | Path, options: dict, extra: dict,
+def analysis_job(study: dict, analysis: str, out: str | Path, options: dict, extra: dict,
                  plugins: list[str], threads: int = 1) -> None:
     """One Snakemake analysis job: load the config's plug-ins, run the analysis into `out`
-    (results/studies/<study>/<analysis>).
+    (results/studies/<study>/<analysis>). `study` is StudyPlan.to_data(), as the rule's params carry it.
 
     torch's intra-op threads are the job's Snakemake threads: by default torch
     takes every core, and an analysis doing many small tensor operations (the
@@ -91,7 +91,7 @@ def analysis_job(study: StudyPlan, analysis: str, out: str | Path, options: dict
     for path in plugins:  # analyses registered outside the package
         load_plugin(path)
     out = Path(out)
-    run_analysis(study, analysis, results=out.parents[2], options=options, extra=extra)
+    run_analysis(StudyPlan.from_data(study), analysis, results=out.parents[2], options=options, extra=extra)
     print(f"wrote {out}")
 
 

@@ -497,6 +497,12 @@ def fragment(ctx) -> dict:
                "dataset_source": first.get("dataset_source", ""),
                # [{"what", "verdict": "inside" | "outside" | "not scored", "ours", "band", "reason", ...}]
                "references": verdicts},
+        data=[{"file": RUNS_CSV, "caption": "One row per run: its setting, seed and status (ok or diverged), steps and "
+               "training seconds, and its best and final accuracies and losses (accuracies as fractions) on the "
+               "training, validation and test sets."},
+              {"file": SUMMARY_CSV, "caption": "One row per setting: its runs, how many diverged, and the mean "
+               "and sd over the finished runs (seeds) of each accuracy and loss (accuracies as fractions); "
+               "n_chance counts runs that ended at chance."}],
     )
 
 
