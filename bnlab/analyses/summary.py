@@ -247,7 +247,8 @@ def summary_table(summary: pd.DataFrame, note: str = "", runs: pd.DataFrame | No
         diverged.append(int(r["n_diverged"]) > 0)
     caption = ("Summary over seeds (accuracies: mean ± sd of finished runs, in %; losses and train s: means; "
                "diverged/runs counts the runs whose loss became non-finite; train acc and train loss are over the "
-               "training batches since the last evaluation, in training mode; train s = training seconds). Where some "
+               "training batches since the last evaluation, in training mode; train s = training seconds, timed while "
+               "other jobs shared the machine: a cost of this run, not a comparison of methods). Where some "
                "seeds of a setting trained and others stayed at chance (final test accuracy at most 1/classes + 5 "
                "points), its accuracies are per seed, trained first, then those at chance: a mean would be neither."
                + (f" {note}" if note else ""))
