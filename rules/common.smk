@@ -1,5 +1,6 @@
 # Shared set-up: validate the config, expand studies into runs, path helpers.
 import os
+from dataclasses import asdict
 
 from snakemake.exceptions import WorkflowError
 
@@ -16,6 +17,7 @@ from bnlab.report.snakemake_captions import AnalysisCaptions
 from bnlab.schedules import PICKS_TABLE
 from bnlab.snakemake_private import runs_jobs_in_this_process_tree, share_code_record, stop_rescheduling_timers
 from bnlab.search import SEARCH_TABLE
+from bnlab.step_times import STEP_TIMES_TABLE
 
 try:
     PLAN = load_plan(config)  # studies expanded into runs, analyses resolved against the registry
@@ -134,6 +136,12 @@ def study_outputs(study_name):
 # Snakemake runs elsewhere (a cluster) or in another environment (--use-conda): those run in
 # their own process, which is also what a job does whenever no server answers.
 WARM_SERVER = {}  # its process, while the workflow runs
+
+
+# The step-time job (rules/train.smk) asks for more cores than any machine has: Snakemake gives a local job
+# at most the cores it was given, so it gets them all and no job runs beside it. Where jobs run elsewhere
+# (a cluster) an allocation is the job's own, and it asks what a training job asks.
+TIMING_THREADS = 1024 if runs_jobs_in_this_process_tree(workflow) else EXEC["threads_per_run"]
 
 
 def warm_server_wanted():

@@ -75,6 +75,29 @@ rule search_picks:
         "../scripts/search_picks.py"
 
 
+# Seconds per optimizer step of each network a study trains, timed alone (bnlab/step_times.py): what the
+# speedup analysis turns its steps into time with, since the runs' own clocks ran beside other jobs. First
+# of all jobs, and on every core a local run has (TIMING_THREADS), so that nothing runs beside it.
+rule step_times:
+    input:
+        code=lambda wc: code_files("bnlab.step_times"),
+    output:
+        f"{R}/timing/{{study}}/{STEP_TIMES_TABLE}",
+    log:
+        f"{R}/logs/step_times/{{study}}.log",
+    priority: PICKS_PRIORITY + 1
+    threads: TIMING_THREADS
+    conda:
+        "../envs/bnlab.yaml"
+    params:
+        runs=lambda wc: [asdict(run) for run in PLAN.studies[wc.study].runs],
+        data=PLAN.config["data"],
+        device=EXEC["device"],
+        threads_per_run=EXEC["threads_per_run"],
+    script:
+        "../scripts/step_times.py"
+
+
 # Fused groups (execution.fuse, bnlab/fusion.py): runs of one architecture and batch plan train
 # as one fused model in one job. Each group is a rule of its own whose outputs are its members'
 # run folders, written out in full, so Snakemake prefers it to `train` for those files (a rule

@@ -20,7 +20,7 @@ LAYERS = [
               "bnlab.model_inputs", "bnlab.snakemake_private",
               "bnlab.data.*", "bnlab.models.*"]),
     ("plan", ["bnlab.config", "bnlab.fusion", "bnlab.studies", "bnlab.setting"]),
-    ("train", ["bnlab.train.*", "bnlab.cost"]),
+    ("train", ["bnlab.train.*", "bnlab.cost", "bnlab.step_times"]),
     # figures draw what analyses computed: below them, so no figure imports an analysis (no cycle can come back)
     ("figures", ["bnlab.figures.*"]),
     ("analyses", ["bnlab.analyses.*", "bnlab.analysis.*", "bnlab.arch.*", "bnlab.landscape.*",

@@ -94,6 +94,34 @@ def test_a_speedup_at_the_grids_ceiling_says_so():
     assert "says only that the speedup is at least 5.0x" in sentence
 
 
+def step_times_of(runs: pd.DataFrame, seconds: dict[str, tuple[float, float, float]]) -> dict:
+    """read_step_times's shape: run_dir -> its network's (median, min, max) seconds per step, by bn value."""
+    return {r["run_dir"]: dict(zip(("s_per_step", "s_per_step_min", "s_per_step_max"), seconds[r["bn"]]))
+            for _, r in runs.iterrows()}
+
+
+def test_steps_become_time_at_each_networks_step_time_timed_alone():
+    made = [fake_run({"bn": bn}, s, accs) for s in range(3) for bn, accs in (("none", BASE), ("hidden", FAST))]
+    runs, curves = tables(*made)
+    # BN's steps cost 1.5x the baseline's: 3x fewer steps are 2x less time
+    times = step_times_of(runs, {"none": (0.010, 0.009, 0.011), "hidden": (0.015, 0.014, 0.016)})
+    per_seed = speedup_per_seed(runs, curves, ["bn"], step_times=times)
+    assert per_seed["time_speedup"].tolist() == pytest.approx([2.0] * 3)
+    row = speedup_paired(per_seed).iloc[0]
+    assert (row["time_speedup"], row["step_cost"]) == (pytest.approx(2.0), pytest.approx(1.5))
+    assert (row["step_cost_low"], row["step_cost_high"]) == (pytest.approx(0.014 / 0.011), pytest.approx(0.016 / 0.009))
+    sentence = speedup_findings(speedup_paired(per_seed))[0]
+    assert "in time, with each network's steps timed alone (BN's steps took 1.50x as long" in sentence
+    assert sentence.endswith("2.0x (the same in every seed).")
+    # steps far cheaper with BN turn the same steps ratio into a larger time ratio: the other way
+    cheap = step_times_of(runs, {"none": (0.010, 0.009, 0.011), "hidden": (0.005, 0.004, 0.006)})
+    assert speedup_paired(speedup_per_seed(runs, curves, ["bn"], step_times=cheap)).iloc[0]["time_speedup"] \
+        == pytest.approx(6.0)
+    # not timed (a partial report): no time, and the sentence says nothing about it
+    untimed = speedup_paired(speedup_per_seed(runs, curves, ["bn"]))
+    assert untimed.iloc[0]["time_speedup"] is None and "in time" not in speedup_findings(untimed)[0]
+
+
 def test_reaching_tau_exactly_at_an_evaluation_counts():
     # equal to tau (not above) at step 400 and nowhere before: t_bn = 400, not later
     bn = [0.10, 0.30, 0.50, 0.70, 0.80, 0.80, 0.80, 0.80, 0.80]
@@ -192,7 +220,9 @@ def per_seed_table(speedups: list[float], outcomes: list[str] | None = None) -> 
     return pd.DataFrame({
         "setting": "all runs", "bn": "hidden", "baseline": "none", "seed": range(len(speedups)),
         "tau": 0.8, "speedup": speedups, "speedup_low": [s * 0.8 for s in speedups],
-        "speedup_high": [s * 1.25 for s in speedups], "wall_speedup": [s / 2 for s in speedups], "outcome": outcomes})
+        "speedup_high": [s * 1.25 for s in speedups], "wall_speedup": [s / 2 for s in speedups], "outcome": outcomes,
+        **{c: math.nan for c in ("s_step_base", "s_step_bn", "s_step_base_min", "s_step_base_max", "s_step_bn_min",
+                                 "s_step_bn_max", "time_speedup")}})
 
 
 def test_equal_speedups_are_said_to_be_the_same_not_given_a_point_interval():

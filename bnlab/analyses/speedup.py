@@ -38,6 +38,7 @@ from bnlab.analyses.evidence import CONFIDENCE, INTERVAL_METHOD, MIN_SEEDS, meas
 from bnlab.analyses.registry import Analysis, register, table
 from bnlab.analyses.registry import fragment as make_fragment
 from bnlab.params import NOT_APPLICABLE
+from bnlab.step_times import STEP_TIMES_TABLE, read_step_times
 
 BN_AXIS = "bn"
 # Accuracies are fractions of a fixed validation subset (granularity >= 1e-6 for any
@@ -59,10 +60,13 @@ OUTCOMES = (REACHED, NOT_REACHED, BN_DIVERGED, BASE_DIVERGED, BASE_NEVER_IMPROVE
 COUNT_COLUMNS = {o: "n_" + o.replace(" ", "_").replace("BN", "bn") for o in OUTCOMES}
 
 PER_SEED_COLUMNS = ["setting", "bn", "baseline", "seed", "tau", "t_base", "t_bn", "speedup", "speedup_low",
-                    "speedup_high", "wall_base", "wall_bn", "wall_speedup", "outcome"]
+                    "speedup_high", "s_step_base", "s_step_bn", "s_step_base_min", "s_step_base_max",
+                    "s_step_bn_min", "s_step_bn_max", "time_speedup", "wall_base", "wall_bn",
+                    "wall_speedup", "outcome"]
 PAIRED_COLUMNS = (["setting", "bn", "baseline", "n_seeds", "n_reached"]
                   + [COUNT_COLUMNS[o] for o in OUTCOMES[1:]]  # seeds per no-number outcome
                   + ["tau_mean", "speedup", "ci_low", "ci_high", "grid_low", "grid_high", "n_ceiling",
+                     "step_cost", "step_cost_low", "step_cost_high", "time_speedup", "time_ci_low", "time_ci_high",
                      "wall_speedup", "wall_ci_low", "wall_ci_high", "ci", "text"])
 
 
@@ -140,11 +144,18 @@ def _ratio(num: float, den: float) -> float:
     return num / den
 
 
-def pair_speedup(base_run: pd.Series, bn_run: pd.Series, curves: pd.DataFrame, where: str = "") -> dict:
-    """tau, first-reach steps and times, ratios and outcome for one (baseline, BN) pair."""
+def pair_speedup(base_run: pd.Series, bn_run: pd.Series, curves: pd.DataFrame, where: str = "",
+                 step_times: dict[str, dict] | None = None) -> dict:
+    """tau, first-reach steps and times, ratios and outcome for one (baseline, BN) pair; with step_times
+    (bnlab.step_times.read_step_times: run_dir -> its network's seconds per step, timed alone) the steps are
+    also turned into time."""
     out = {"tau": math.nan, "t_base": math.nan, "t_bn": math.nan, "speedup": math.nan,
-           "speedup_low": math.nan, "speedup_high": math.nan,
+           "speedup_low": math.nan, "speedup_high": math.nan, "time_speedup": math.nan,
            "wall_base": math.nan, "wall_bn": math.nan, "wall_speedup": math.nan}
+    for who, run in (("base", base_run), ("bn", bn_run)):  # its network's median and range over the rounds
+        timed = (step_times or {}).get(run.get("run_dir"), {})
+        for suffix, column in (("", "s_per_step"), ("_min", "s_per_step_min"), ("_max", "s_per_step_max")):
+            out[f"s_step_{who}{suffix}"] = float(timed.get(column, math.nan))
     if base_run["status"] == "diverged":
         # its best accuracy before blowing up is not a fair target: no tau, no number
         return {**out, "outcome": BASE_DIVERGED}
@@ -167,6 +178,7 @@ def pair_speedup(base_run: pd.Series, bn_run: pd.Series, curves: pd.DataFrame, w
         # the BN model already met tau before training: the ratio would be x/0
         return {**out, "outcome": REACHED_AT_START}
     out["speedup"] = _ratio(out["t_base"], out["t_bn"])
+    out["time_speedup"] = _ratio(out["t_base"] * out["s_step_base"], out["t_bn"] * out["s_step_bn"])
     out["wall_speedup"] = _ratio(out["wall_base"], out["wall_bn"])
     # The steps are read on the evaluation grid: each run crossed tau after its previous evaluation, so the
     # true ratio lies between these bounds; with BN's crossing before its first evaluation after step 0 the
@@ -178,7 +190,7 @@ def pair_speedup(base_run: pd.Series, bn_run: pd.Series, curves: pd.DataFrame, w
 
 
 def speedup_per_seed(runs: pd.DataFrame, curves: pd.DataFrame, axes: list[str], *,
-                     baseline: str = "none") -> pd.DataFrame:
+                     baseline: str = "none", step_times: dict[str, dict] | None = None) -> pd.DataFrame:
     """One row per (setting, BN variant, seed): the speedup of BN over the baseline.
 
     A BN variant is every `bn` value other than `baseline` in the study. Each
@@ -216,11 +228,10 @@ def speedup_per_seed(runs: pd.DataFrame, curves: pd.DataFrame, axes: list[str], 
                 elif bn_run is None:
                     body = {"outcome": NO_BN_RUN}
                 else:
-                    body = pair_speedup(base_run, bn_run, curves, f"{setting}, bn={bn}, seed={seed}")
+                    body = pair_speedup(base_run, bn_run, curves, f"{setting}, bn={bn}, seed={seed}", step_times)
                 rows.append({**head, **values, **body})
     table = pd.DataFrame(rows, columns=PER_SEED_COLUMNS + other)
-    for column in ("tau", "t_base", "t_bn", "speedup", "speedup_low", "speedup_high", "wall_base", "wall_bn",
-                   "wall_speedup"):
+    for column in PER_SEED_COLUMNS[4:-1]:
         table[column] = table[column].astype(float)  # missing partners leave NaN
     return table
 
@@ -301,6 +312,18 @@ def speedup_paired(per_seed: pd.DataFrame, *, ci: float = CONFIDENCE) -> pd.Data
         grid_high = (math.inf if np.isinf(highs).any() else geometric_mean(highs)) if len(steps) else None
         w_est = geometric_mean(wall) if len(wall) else None
         w_low, w_high = geomean_interval(wall, ci)
+        # time: each seed's steps at its networks' seconds per step timed alone; BN's step cost over the
+        # baseline's is the same network pair in every seed (the median, and the range the timing rounds allow)
+        times = reached["time_speedup"].to_numpy(dtype=float)
+        times = times[np.isfinite(times)]
+        t_est = geometric_mean(times) if len(times) else None
+        t_low, t_high = geomean_interval(times, ci)
+        timed = group[np.isfinite(group["s_step_base"].astype(float)) & np.isfinite(group["s_step_bn"].astype(float))]
+        cost = cost_low = cost_high = None
+        if len(timed):
+            cost = float((timed["s_step_bn"] / timed["s_step_base"]).median())
+            cost_low = float((timed["s_step_bn_min"] / timed["s_step_base_max"]).min())
+            cost_high = float((timed["s_step_bn_max"] / timed["s_step_base_min"]).max())
         taus = group["tau"].dropna()
         rows.append({
             "setting": setting, "bn": bn, "baseline": group["baseline"].iloc[0],
@@ -309,6 +332,8 @@ def speedup_paired(per_seed: pd.DataFrame, *, ci: float = CONFIDENCE) -> pd.Data
             "tau_mean": float(taus.mean()) if len(taus) else None,
             "speedup": est, "ci_low": low, "ci_high": high,
             "grid_low": grid_low, "grid_high": grid_high, "n_ceiling": int(np.isinf(highs).sum()),
+            "step_cost": cost, "step_cost_low": cost_low, "step_cost_high": cost_high,
+            "time_speedup": t_est, "time_ci_low": t_low, "time_ci_high": t_high,
             "wall_speedup": w_est, "wall_ci_low": w_low, "wall_ci_high": w_high, "ci": ci,
             "text": paired_text(len(group), outcomes, est, low, high),
         })
@@ -373,6 +398,23 @@ def grid_clause(r) -> str:
     return f"the evaluation grid places it between {_num(r['grid_low'])}x and {_num(r['grid_high'])}x"
 
 
+def time_clause(r) -> str:
+    """The steps in time, at each network's seconds per step timed alone, in words."""
+    interval = _ci_clause(r["ci"], r["time_ci_low"], r["time_ci_high"])
+    cost = (f"BN's steps took {r['step_cost']:.2f}x as long as the baseline's "
+            f"({r['step_cost_low']:.2f}–{r['step_cost_high']:.2f}x over the timing rounds)")
+    return f"in time, with each network's steps timed alone ({cost}), {_num(r['time_speedup'])}x" + (
+        f" ({interval})" if interval else "")
+
+
+def time_text(row) -> str:
+    """Table cell: the time speedup, its interval over seeds, and BN's step cost."""
+    if _missing(row.get("time_speedup")):
+        return "—" if _missing(row.get("step_cost")) else f"— (BN step {row['step_cost']:.2f}x)"
+    interval = "" if _missing(row.get("time_ci_low")) else f" [{row['time_ci_low']:.2f}, {row['time_ci_high']:.2f}]"
+    return f"{row['time_speedup']:.2f}x{interval} (BN step {row['step_cost']:.2f}x)"
+
+
 def grid_text(row) -> str:
     """Table cell: the range the evaluation grid allows the mean ratio ('≥ x' at the grid's ceiling)."""
     if _missing(row.get("grid_low")):
@@ -400,6 +442,8 @@ def speedup_findings(paired: pd.DataFrame) -> list[str]:
             interval = _ci_clause(r["ci"], r["ci_low"], r["ci_high"])
             detail = f"{interval}, {seeds}" if interval else f"{seeds}, no interval"
             text = f"{prefix}{who} reached {target} {clause} ({ratio}{detail}); {grid_clause(r)}"
+            if not _missing(r.get("time_speedup")):
+                text += f"; {time_clause(r)}"
             if misses:
                 text += f"; of the other seeds, {miss_text}"
             sentences.append(text + ".")
@@ -420,26 +464,34 @@ PER_SEED_CSV, PAIRED_CSV = "speedup_per_seed.csv", "speedup.csv"
 def compute(ctx) -> None:
     summary = ctx.folder("summary")
     axes = ctx.study.axes
+    # the networks' seconds per step, timed alone (rule step_times); absent where they were not (a partial report)
+    step_times = read_step_times(ctx.results / step_times_table(ctx.study))
     per_seed = speedup_per_seed(read_runs(summary / "runs.csv", axes), pd.read_parquet(summary / "curves.parquet"),
-                                axes)
+                                axes, step_times=step_times)
     per_seed.to_csv(ctx.out / PER_SEED_CSV, index=False)
     speedup_paired(per_seed).to_csv(ctx.out / PAIRED_CSV, index=False)
     print(per_seed.to_string())
 
 
+def step_times_table(study) -> str:
+    """Below the results folder: the study's step times (rule step_times), an input of the job."""
+    return f"timing/{study.name}/{STEP_TIMES_TABLE}"
+
+
 def speedup_table(paired: pd.DataFrame) -> dict:
-    rows = [[r["setting"], r["bn"], r["text"], grid_text(r)] for _, r in paired.iterrows()]
+    rows = [[r["setting"], r["bn"], r["text"], grid_text(r), time_text(r)] for _, r in paired.iterrows()]
     return table("Speedup from BN: optimizer steps the no-BN run needs to reach its best validation accuracy, "
                  "divided by those the BN run needs to reach the same accuracy; geometric mean over seeds; 95% "
                  f"{INTERVAL_METHOD} of the log ratios, from at least {MIN_SEEDS} seeds. The steps are read on the "
                  "evaluation grid: the last column is the range the mean ratio may take between evaluations "
                  "(≥: BN met the target by its first evaluation, the grid's ceiling).",
-                 ["setting", "BN", "steps speedup [95% CI]", "on the evaluation grid"], rows,
+                 ["setting", "BN", "steps speedup [95% CI]", "on the evaluation grid",
+                  "in time, steps timed alone [95% CI]"], rows,
                  ["diverged" in str(r["text"]) for _, r in paired.iterrows()],
-                 notes=["Seconds are not compared: each run trained beside other jobs on a shared machine, so its "
-                        "training seconds measure its neighbours as much as itself (speedup_per_seed.csv keeps "
-                        "them as wall_base and wall_bn). BN's extra work per step is in the cost model "
-                        "(python -m bnlab.cost --measure times each network alone)."])
+                 notes=["In time: each run's steps to the target times its network's seconds per optimizer step, "
+                        "timed alone before training (no other job running; median of the timing rounds); BN step: "
+                        "BN's seconds per step over the baseline's. The runs' own training seconds are not compared: "
+                        "each run trained beside other jobs, so its clock measures its neighbours as much as itself."])
 
 
 def speedup_measures(per_seed: pd.DataFrame, study) -> dict:
@@ -470,4 +522,5 @@ register(Analysis(
     name="speedup",
     description="steps (and seconds) the no-BN run needs to reach its best validation accuracy over those "
                 "the BN run needs, paired by seed, t-interval of the log ratios (Ioffe & Szegedy 2015)",
-    compute=compute, fragment=fragment, needs=("summary",)))
+    compute=compute, fragment=fragment, needs=("summary",),
+    extra_inputs=lambda plan, study: [step_times_table(study)]))
