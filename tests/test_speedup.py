@@ -111,8 +111,8 @@ def test_steps_become_time_at_each_networks_step_time_timed_alone():
     assert (row["time_speedup"], row["step_cost"]) == (pytest.approx(2.0), pytest.approx(1.5))
     assert (row["step_cost_low"], row["step_cost_high"]) == (pytest.approx(0.014 / 0.011), pytest.approx(0.016 / 0.009))
     sentence = speedup_findings(speedup_paired(per_seed))[0]
-    assert "in time, with each network's steps timed alone (BN's steps took 1.50x as long" in sentence
-    assert sentence.endswith("2.0x (the same in every seed).")
+    assert "with each network's steps timed alone (BN's steps took 1.50x as long as the baseline's, 1.27–1.78x " \
+        "over the timing rounds), it was 2.0x faster in time (2.00x, the same in every seed)." in sentence
     # steps far cheaper with BN turn the same steps ratio into a larger time ratio: the other way
     cheap = step_times_of(runs, {"none": (0.010, 0.009, 0.011), "hidden": (0.005, 0.004, 0.006)})
     assert speedup_paired(speedup_per_seed(runs, curves, ["bn"], step_times=cheap)).iloc[0]["time_speedup"] \
@@ -120,6 +120,10 @@ def test_steps_become_time_at_each_networks_step_time_timed_alone():
     # not timed (a partial report): no time, and the sentence says nothing about it
     untimed = speedup_paired(speedup_per_seed(runs, curves, ["bn"]))
     assert untimed.iloc[0]["time_speedup"] is None and "in time" not in speedup_findings(untimed)[0]
+    # BN's steps so dear that fewer steps are more time: said as a slowdown
+    dear = step_times_of(runs, {"none": (0.010, 0.009, 0.011), "hidden": (0.040, 0.039, 0.041)})
+    slower = speedup_findings(speedup_paired(speedup_per_seed(runs, curves, ["bn"], step_times=dear)))[0]
+    assert "it was 1.3x slower in time (0.75x" in slower
 
 
 def test_reaching_tau_exactly_at_an_evaluation_counts():

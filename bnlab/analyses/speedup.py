@@ -399,12 +399,15 @@ def grid_clause(r) -> str:
 
 
 def time_clause(r) -> str:
-    """The steps in time, at each network's seconds per step timed alone, in words."""
+    """The steps in time, at each network's seconds per step timed alone, in words (faster, about as fast, or
+    slower: a ratio below 1 is a slowdown and reads as one)."""
     interval = _ci_clause(r["ci"], r["time_ci_low"], r["time_ci_high"])
-    cost = (f"BN's steps took {r['step_cost']:.2f}x as long as the baseline's "
-            f"({r['step_cost_low']:.2f}–{r['step_cost_high']:.2f}x over the timing rounds)")
-    return f"in time, with each network's steps timed alone ({cost}), {_num(r['time_speedup'])}x" + (
-        f" ({interval})" if interval else "")
+    ratio = r["time_speedup"]
+    verdict = ("about as fast" if round(ratio, 1) == 1.0 else
+               f"{_num(ratio)}x faster" if ratio > 1 else f"{_num(1 / ratio)}x slower")
+    return (f"with each network's steps timed alone (BN's steps took {r['step_cost']:.2f}x as long as the "
+            f"baseline's, {r['step_cost_low']:.2f}–{r['step_cost_high']:.2f}x over the timing rounds), it was "
+            f"{verdict} in time ({ratio:.2f}x" + (f", {interval})" if interval else ")"))
 
 
 def time_text(row) -> str:
