@@ -248,3 +248,20 @@ def test_background_parts_render_as_blocks_before_the_tables(tmp_path):
     # after the findings, before the analysis's tables
     assert arch.index('<ul class="findings">') < arch.index('<div class="background">') < arch.index("<table")
     assert "<h3>Background: Internal covariate shift</h3>" in ics and "Source: Ioffe &amp; Szegedy 2015" in ics
+
+
+def test_a_table_longer_than_a_page_may_break_and_starts_under_its_caption(tmp_path):
+    """Kept whole, a table taller than what is left of a page moves on and leaves its caption alone."""
+    from bnlab.analyses.registry import table
+    from bnlab.report.render import LONG_TABLE_ROWS
+
+    results = tmp_path / "res"
+    short = table("Short table", ["a"], [[i] for i in range(LONG_TABLE_ROWS)])
+    long = table("Long table", ["a"], [[i] for i in range(LONG_TABLE_ROWS + 1)])
+    write_fragment(results, "s", "summary", fragment(tables=[short, long], stats={"n_runs": 1}))
+    html = render_html(report_context(fake_plan([make_study("s", ["summary"])]), results), TEMPLATE, STYLE)
+    blocks = re.findall(r'<div class="table-block( long)?">\s*<table class="summary( long)?">\s*<caption>([^<]+)',
+                        html)
+    assert [(b[0], b[1], b[2].split(". ", 1)[1]) for b in blocks] == [("", "", "Short table"),
+                                                                       (" long", " long", "Long table")]
+    assert ".table-block.long, table.summary.long { break-inside: auto;" in STYLE.read_text()

@@ -126,6 +126,46 @@ def test_steps_become_time_at_each_networks_step_time_timed_alone():
     assert "it was 1.3x slower in time (0.75x" in slower
 
 
+def loss_steps(levels: list[tuple[int, float]], last: int = 800) -> pd.DataFrame:
+    """steps.parquet's (step, loss): linear between (step, loss) points, flat after the last point."""
+    xs, ys = zip(*levels)
+    step = np.arange(1, last + 1)
+    return pd.DataFrame({"step": step, "loss": np.interp(step, xs, ys)})
+
+
+def test_a_per_step_speedup_on_the_training_loss_is_finer_than_the_grid():
+    runs, curves = tables(fake_run({"bn": "none"}, 0, BASE), fake_run({"bn": "hidden"}, 0, FAST))
+    runs["steps_per_epoch"] = 20  # a quarter epoch: the 5-step average
+    # the baseline's loss falls to 0.2 at step 600 and stays; BN's to 0.2 at step 220, then below
+    steps = {runs.run_dir[0]: loss_steps([(1, 2.0), (600, 0.2), (800, 0.2)]),
+             runs.run_dir[1]: loss_steps([(1, 2.0), (220, 0.2), (800, 0.05)])}
+    row = speedup_per_seed(runs, curves, ["bn"], steps=steps).iloc[0]
+    assert row["loss_window"] == 5 and row["loss_tau"] == pytest.approx(0.2, abs=1e-3)
+    assert row["t_bn_loss"] == pytest.approx(220, abs=3)  # a step the grid (every 100) could not name
+    assert row["loss_speedup"] == pytest.approx(row["t_base_loss"] / row["t_bn_loss"])
+    paired = speedup_paired(speedup_per_seed(runs, curves, ["bn"], steps=steps))
+    assert paired.iloc[0]["n_loss"] == 1
+    assert "per step, on the training loss averaged over 5 steps, it reached the baseline's lowest in" \
+        in speedup_findings(paired)[0]
+    # a BN run whose loss stays above the baseline's lowest has no number, and the sentence none
+    steps[runs.run_dir[1]] = loss_steps([(1, 2.0), (800, 0.5)])
+    never = speedup_paired(speedup_per_seed(runs, curves, ["bn"], steps=steps))
+    assert never.iloc[0]["n_loss"] == 0 and "training loss" not in speedup_findings(never)[0]
+
+
+def test_a_baseline_at_its_first_evaluation_bounds_the_ratio_only_above_and_both_there_not_at_all():
+    # the baseline met its best (0.50) by its first evaluation: its crossing is anywhere in (0, 100]
+    early_base = [0.10, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50, 0.50]
+    bn = [0.10, 0.30, 0.60, 0.60, 0.60, 0.60, 0.60, 0.60, 0.60]
+    runs, curves = tables(fake_run({"bn": "none"}, 0, early_base), fake_run({"bn": "hidden"}, 0, bn))
+    paired = speedup_paired(speedup_per_seed(runs, curves, ["bn"]))
+    assert (paired.iloc[0]["grid_low"], paired.iloc[0]["grid_high"]) == (0.0, pytest.approx(1.0))
+    assert "says only that the speedup is at most 1.0x" in speedup_findings(paired)[0]
+    runs, curves = tables(fake_run({"bn": "none"}, 0, early_base), fake_run({"bn": "hidden"}, 0, FAST))
+    both = speedup_paired(speedup_per_seed(runs, curves, ["bn"]))
+    assert "the evaluation grid cannot bound it" in speedup_findings(both)[0]
+
+
 def test_reaching_tau_exactly_at_an_evaluation_counts():
     # equal to tau (not above) at step 400 and nowhere before: t_bn = 400, not later
     bn = [0.10, 0.30, 0.50, 0.70, 0.80, 0.80, 0.80, 0.80, 0.80]
@@ -226,7 +266,7 @@ def per_seed_table(speedups: list[float], outcomes: list[str] | None = None) -> 
         "tau": 0.8, "speedup": speedups, "speedup_low": [s * 0.8 for s in speedups],
         "speedup_high": [s * 1.25 for s in speedups], "wall_speedup": [s / 2 for s in speedups], "outcome": outcomes,
         **{c: math.nan for c in ("s_step_base", "s_step_bn", "s_step_base_min", "s_step_base_max", "s_step_bn_min",
-                                 "s_step_bn_max", "time_speedup")}})
+                                 "s_step_bn_max", "time_speedup", "loss_window", "loss_speedup")}})
 
 
 def test_equal_speedups_are_said_to_be_the_same_not_given_a_point_interval():

@@ -15,7 +15,11 @@ meaningful ratio gets an outcome and no number.
 The steps are read on the evaluation grid: a run crossed tau somewhere after
 its previous evaluation, so each ratio lies between bounds (speedup_low,
 speedup_high), infinite above when BN met tau by its first evaluation (the
-grid's ceiling); the report states them. Training seconds of each run
+grid's ceiling); the report states them. A second measure is not held to
+the grid: per step, on the training loss (steps.parquet, averaged over a
+quarter epoch), the baseline's step at its lowest loss over the first step the
+BN run's loss is as low (loss_speedup). In time, each run's steps times its
+network's seconds per step timed alone (rule step_times). Training seconds of each run
 (wall_*) are kept in the CSV but not reported as a speedup: the jobs shared
 the machine, so their clocks measure their neighbours too.
 
@@ -38,6 +42,7 @@ from bnlab.analyses.evidence import CONFIDENCE, INTERVAL_METHOD, MIN_SEEDS, meas
 from bnlab.analyses.registry import Analysis, register, table
 from bnlab.analyses.registry import fragment as make_fragment
 from bnlab.params import NOT_APPLICABLE
+from bnlab.runfolder import STEPS
 from bnlab.step_times import STEP_TIMES_TABLE, read_step_times
 
 BN_AXIS = "bn"
@@ -61,12 +66,14 @@ COUNT_COLUMNS = {o: "n_" + o.replace(" ", "_").replace("BN", "bn") for o in OUTC
 
 PER_SEED_COLUMNS = ["setting", "bn", "baseline", "seed", "tau", "t_base", "t_bn", "speedup", "speedup_low",
                     "speedup_high", "s_step_base", "s_step_bn", "s_step_base_min", "s_step_base_max",
-                    "s_step_bn_min", "s_step_bn_max", "time_speedup", "wall_base", "wall_bn",
+                    "s_step_bn_min", "s_step_bn_max", "time_speedup", "loss_window", "loss_tau",
+                    "t_base_loss", "t_bn_loss", "loss_speedup", "wall_base", "wall_bn",
                     "wall_speedup", "outcome"]
 PAIRED_COLUMNS = (["setting", "bn", "baseline", "n_seeds", "n_reached"]
                   + [COUNT_COLUMNS[o] for o in OUTCOMES[1:]]  # seeds per no-number outcome
                   + ["tau_mean", "speedup", "ci_low", "ci_high", "grid_low", "grid_high", "n_ceiling",
                      "step_cost", "step_cost_low", "step_cost_high", "time_speedup", "time_ci_low", "time_ci_high",
+                     "loss_window", "n_loss", "loss_speedup", "loss_ci_low", "loss_ci_high",
                      "wall_speedup", "wall_ci_low", "wall_ci_high", "ci", "text"])
 
 
@@ -116,6 +123,40 @@ def evaluation_before(curve: pd.DataFrame, step: float) -> float:
     return float(earlier.max()) if len(earlier) else 0.0
 
 
+def smoothed_loss(steps: pd.DataFrame, window: int) -> pd.Series:
+    """The per-step training loss (steps.parquet), averaged over `window` steps centred on each step, by step;
+    a non-finite loss (divergence) ends the series."""
+    loss = pd.to_numeric(steps.sort_values("step").set_index("step")["loss"], errors="coerce")
+    bad = ~np.isfinite(loss.to_numpy(dtype=float))
+    if bad.any():
+        loss = loss.iloc[:int(np.argmax(bad))]
+    return loss.rolling(window, center=True, min_periods=1).mean()
+
+
+def loss_window(steps_per_epoch: float) -> int:
+    """Steps the per-step training loss is averaged over: a quarter epoch (at least 5), enough that one lucky
+    batch does not set the target."""
+    return max(5, int(steps_per_epoch) // 4) if steps_per_epoch == steps_per_epoch else 5
+
+
+def loss_speedup(base: pd.DataFrame, bn: pd.DataFrame, window: int) -> dict:
+    """Steps to the baseline's lowest (averaged) training loss, per step: the baseline's own step at it over
+    the first step the BN run's averaged loss is at or below it. Finer than the evaluation grid (every step
+    counts), and on the training loss, not the validation accuracy."""
+    out = {"loss_window": float(window), "loss_tau": math.nan, "t_base_loss": math.nan, "t_bn_loss": math.nan,
+           "loss_speedup": math.nan}
+    a, b = smoothed_loss(base, window), smoothed_loss(bn, window)
+    if a.empty or b.empty:
+        return out
+    out["loss_tau"] = tau = float(a.min())
+    out["t_base_loss"] = float(a.idxmin())
+    hit = b[b <= tau + REACH_TOLERANCE]
+    if len(hit):
+        out["t_bn_loss"] = float(hit.index[0])
+        out["loss_speedup"] = out["t_base_loss"] / out["t_bn_loss"]
+    return out
+
+
 def check_same_cadence(base: pd.DataFrame, bn: pd.DataFrame, where: str) -> None:
     """Raise if two runs were evaluated at different steps over their common range.
 
@@ -145,7 +186,7 @@ def _ratio(num: float, den: float) -> float:
 
 
 def pair_speedup(base_run: pd.Series, bn_run: pd.Series, curves: pd.DataFrame, where: str = "",
-                 step_times: dict[str, dict] | None = None) -> dict:
+                 step_times: dict[str, dict] | None = None, steps: dict[str, pd.DataFrame] | None = None) -> dict:
     """tau, first-reach steps and times, ratios and outcome for one (baseline, BN) pair; with step_times
     (bnlab.step_times.read_step_times: run_dir -> its network's seconds per step, timed alone) the steps are
     also turned into time."""
@@ -159,6 +200,9 @@ def pair_speedup(base_run: pd.Series, bn_run: pd.Series, curves: pd.DataFrame, w
     if base_run["status"] == "diverged":
         # its best accuracy before blowing up is not a fair target: no tau, no number
         return {**out, "outcome": BASE_DIVERGED}
+    if steps is not None and base_run.get("run_dir") in steps and bn_run.get("run_dir") in steps:
+        out.update(loss_speedup(steps[base_run["run_dir"]], steps[bn_run["run_dir"]],
+                                loss_window(float(base_run.get("steps_per_epoch", math.nan)))))
     base = val_curve(curves, base_run["label"], base_run["seed"], None)
     bn_div = bn_run["diverged_step"] if bn_run["status"] == "diverged" else None
     bn = val_curve(curves, bn_run["label"], bn_run["seed"], bn_div)
@@ -190,7 +234,8 @@ def pair_speedup(base_run: pd.Series, bn_run: pd.Series, curves: pd.DataFrame, w
 
 
 def speedup_per_seed(runs: pd.DataFrame, curves: pd.DataFrame, axes: list[str], *,
-                     baseline: str = "none", step_times: dict[str, dict] | None = None) -> pd.DataFrame:
+                     baseline: str = "none", step_times: dict[str, dict] | None = None,
+                     steps: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """One row per (setting, BN variant, seed): the speedup of BN over the baseline.
 
     A BN variant is every `bn` value other than `baseline` in the study. Each
@@ -228,7 +273,8 @@ def speedup_per_seed(runs: pd.DataFrame, curves: pd.DataFrame, axes: list[str], 
                 elif bn_run is None:
                     body = {"outcome": NO_BN_RUN}
                 else:
-                    body = pair_speedup(base_run, bn_run, curves, f"{setting}, bn={bn}, seed={seed}", step_times)
+                    body = pair_speedup(base_run, bn_run, curves, f"{setting}, bn={bn}, seed={seed}", step_times,
+                                        steps)
                 rows.append({**head, **values, **body})
     table = pd.DataFrame(rows, columns=PER_SEED_COLUMNS + other)
     for column in PER_SEED_COLUMNS[4:-1]:
@@ -307,8 +353,9 @@ def speedup_paired(per_seed: pd.DataFrame, *, ci: float = CONFIDENCE) -> pd.Data
         est = geometric_mean(steps) if len(steps) else None
         low, high = geomean_interval(steps, ci)
         # what the evaluation grid allows the mean to be: every seed at its lowest, every seed at its highest
-        grid_low = geometric_mean(reached["speedup_low"].to_numpy(dtype=float)) if len(steps) else None
-        highs = reached["speedup_high"].to_numpy(dtype=float)
+        # (0 below where a baseline met the target by its first evaluation, no bound above where BN did)
+        lows, highs = reached["speedup_low"].to_numpy(dtype=float), reached["speedup_high"].to_numpy(dtype=float)
+        grid_low = (0.0 if (lows == 0).any() else geometric_mean(lows)) if len(steps) else None
         grid_high = (math.inf if np.isinf(highs).any() else geometric_mean(highs)) if len(steps) else None
         w_est = geometric_mean(wall) if len(wall) else None
         w_low, w_high = geomean_interval(wall, ci)
@@ -324,6 +371,12 @@ def speedup_paired(per_seed: pd.DataFrame, *, ci: float = CONFIDENCE) -> pd.Data
             cost = float((timed["s_step_bn"] / timed["s_step_base"]).median())
             cost_low = float((timed["s_step_bn_min"] / timed["s_step_base_max"]).min())
             cost_high = float((timed["s_step_bn_max"] / timed["s_step_base_min"]).max())
+        # per step, on the training loss: every seed whose BN run reached the baseline's lowest averaged loss
+        losses = group["loss_speedup"].to_numpy(dtype=float)
+        losses = losses[np.isfinite(losses)]
+        l_est = geometric_mean(losses) if len(losses) else None
+        l_low, l_high = geomean_interval(losses, ci)
+        windows = group["loss_window"].dropna()
         taus = group["tau"].dropna()
         rows.append({
             "setting": setting, "bn": bn, "baseline": group["baseline"].iloc[0],
@@ -334,6 +387,8 @@ def speedup_paired(per_seed: pd.DataFrame, *, ci: float = CONFIDENCE) -> pd.Data
             "grid_low": grid_low, "grid_high": grid_high, "n_ceiling": int(np.isinf(highs).sum()),
             "step_cost": cost, "step_cost_low": cost_low, "step_cost_high": cost_high,
             "time_speedup": t_est, "time_ci_low": t_low, "time_ci_high": t_high,
+            "loss_window": int(windows.max()) if len(windows) else None, "n_loss": len(losses),
+            "loss_speedup": l_est, "loss_ci_low": l_low, "loss_ci_high": l_high,
             "wall_speedup": w_est, "wall_ci_low": w_low, "wall_ci_high": w_high, "ci": ci,
             "text": paired_text(len(group), outcomes, est, low, high),
         })
@@ -390,12 +445,18 @@ def _ci_clause(ci: float, low, high) -> str:
 
 def grid_clause(r) -> str:
     """What the evaluation grid allows the mean ratio to be (its resolution), in words: each run crossed the
-    target somewhere after its previous evaluation."""
-    k = int(r["n_reached"])
-    if int(r["n_ceiling"]):
+    target somewhere after its previous evaluation, so a run that met it by its first evaluation leaves the
+    ratio unbounded on its side."""
+    k, low, high = int(r["n_reached"]), r["grid_low"], r["grid_high"]
+    if low == 0 and math.isinf(high):
+        return "the evaluation grid cannot bound it (both runs met the target by their first evaluation)"
+    if math.isinf(high):
         return (f"BN met the target by its first evaluation in {int(r['n_ceiling'])} of {_seeds(k)}, so the "
-                f"evaluation grid says only that the speedup is at least {_num(r['grid_low'])}x")
-    return f"the evaluation grid places it between {_num(r['grid_low'])}x and {_num(r['grid_high'])}x"
+                f"evaluation grid says only that the speedup is at least {_num(low)}x")
+    if low == 0:
+        return (f"the baseline met the target by its first evaluation, so the evaluation grid says only that the "
+                f"speedup is at most {_num(high)}x")
+    return f"the evaluation grid places it between {_num(low)}x and {_num(high)}x"
 
 
 def time_clause(r) -> str:
@@ -410,6 +471,24 @@ def time_clause(r) -> str:
             f"{verdict} in time ({ratio:.2f}x" + (f", {interval})" if interval else ")"))
 
 
+def loss_clause(r) -> str:
+    """The per-step measure on the training loss, in words, with the seeds it had a number for."""
+    n, k = int(r["n_seeds"]), int(r["n_loss"])
+    clause, ratio = _steps_clause(r["loss_speedup"])
+    interval = _ci_clause(r["ci"], r["loss_ci_low"], r["loss_ci_high"])
+    seeds = _seeds(k) if k == n else f"{k} of {n} seeds"
+    return (f"per step, on the training loss averaged over {int(r['loss_window'])} steps, it reached the "
+            f"baseline's lowest {clause} ({ratio}{interval + ', ' if interval else ''}{seeds})")
+
+
+def loss_text(row) -> str:
+    """Table cell: the per-step speedup on the training loss, its interval, and the seeds with a number."""
+    if _missing(row.get("loss_speedup")):
+        return "—"
+    interval = "" if _missing(row.get("loss_ci_low")) else f" [{row['loss_ci_low']:.2f}, {row['loss_ci_high']:.2f}]"
+    return f"{row['loss_speedup']:.2f}x{interval} ({int(row['n_loss'])}/{int(row['n_seeds'])})"
+
+
 def time_text(row) -> str:
     """Table cell: the time speedup, its interval over seeds, and BN's step cost."""
     if _missing(row.get("time_speedup")):
@@ -419,12 +498,18 @@ def time_text(row) -> str:
 
 
 def grid_text(row) -> str:
-    """Table cell: the range the evaluation grid allows the mean ratio ('≥ x' at the grid's ceiling)."""
+    """Table cell: the range the evaluation grid allows the mean ratio ('≥ x' at the grid's ceiling, '≤ x'
+    where the baseline met the target by its first evaluation)."""
     if _missing(row.get("grid_low")):
         return "—"
-    if int(row["n_ceiling"]):
-        return f"≥ {row['grid_low']:.2f}x (ceiling in {int(row['n_ceiling'])}/{int(row['n_reached'])} seeds)"
-    return f"{row['grid_low']:.2f}–{row['grid_high']:.2f}x"
+    low, high = row["grid_low"], row["grid_high"]
+    if low == 0 and math.isinf(high):
+        return "no bound (both at the first evaluation)"
+    if math.isinf(high):
+        return f"≥ {low:.2f}x (ceiling in {int(row['n_ceiling'])}/{int(row['n_reached'])} seeds)"
+    if low == 0:
+        return f"≤ {high:.2f}x"
+    return f"{low:.2f}–{high:.2f}x"
 
 
 def speedup_findings(paired: pd.DataFrame) -> list[str]:
@@ -447,6 +532,8 @@ def speedup_findings(paired: pd.DataFrame) -> list[str]:
             text = f"{prefix}{who} reached {target} {clause} ({ratio}{detail}); {grid_clause(r)}"
             if not _missing(r.get("time_speedup")):
                 text += f"; {time_clause(r)}"
+            if not _missing(r.get("loss_speedup")):
+                text += f"; {loss_clause(r)}"
             if misses:
                 text += f"; of the other seeds, {miss_text}"
             sentences.append(text + ".")
@@ -469,8 +556,11 @@ def compute(ctx) -> None:
     axes = ctx.study.axes
     # the networks' seconds per step, timed alone (rule step_times); absent where they were not (a partial report)
     step_times = read_step_times(ctx.results / step_times_table(ctx.study))
-    per_seed = speedup_per_seed(read_runs(summary / "runs.csv", axes), pd.read_parquet(summary / "curves.parquet"),
-                                axes, step_times=step_times)
+    runs = read_runs(summary / "runs.csv", axes)
+    steps = {d: pd.read_parquet(ctx.run_root / d / STEPS, columns=["step", "loss"]) for d in runs["run_dir"]
+             if (ctx.run_root / d / STEPS).exists()}
+    per_seed = speedup_per_seed(runs, pd.read_parquet(summary / "curves.parquet"), axes, step_times=step_times,
+                                steps=steps)
     per_seed.to_csv(ctx.out / PER_SEED_CSV, index=False)
     speedup_paired(per_seed).to_csv(ctx.out / PAIRED_CSV, index=False)
     print(per_seed.to_string())
@@ -482,19 +572,24 @@ def step_times_table(study) -> str:
 
 
 def speedup_table(paired: pd.DataFrame) -> dict:
-    rows = [[r["setting"], r["bn"], r["text"], grid_text(r), time_text(r)] for _, r in paired.iterrows()]
+    rows = [[r["setting"], r["bn"], r["text"], grid_text(r), time_text(r), loss_text(r)]
+            for _, r in paired.iterrows()]
     return table("Speedup from BN: optimizer steps the no-BN run needs to reach its best validation accuracy, "
                  "divided by those the BN run needs to reach the same accuracy; geometric mean over seeds; 95% "
                  f"{INTERVAL_METHOD} of the log ratios, from at least {MIN_SEEDS} seeds. The steps are read on the "
                  "evaluation grid: the last column is the range the mean ratio may take between evaluations "
                  "(≥: BN met the target by its first evaluation, the grid's ceiling).",
                  ["setting", "BN", "steps speedup [95% CI]", "on the evaluation grid",
-                  "in time, steps timed alone [95% CI]"], rows,
+                  "in time, steps timed alone [95% CI]", "per step, training loss [95% CI]"], rows,
                  ["diverged" in str(r["text"]) for _, r in paired.iterrows()],
                  notes=["In time: each run's steps to the target times its network's seconds per optimizer step, "
                         "timed alone before training (no other job running; median of the timing rounds); BN step: "
                         "BN's seconds per step over the baseline's. The runs' own training seconds are not compared: "
-                        "each run trained beside other jobs, so its clock measures its neighbours as much as itself."])
+                        "each run trained beside other jobs, so its clock measures its neighbours as much as itself.",
+                        "Per step, training loss: the no-BN run's step at its lowest training loss (averaged over a "
+                        "quarter epoch of steps around each step) over the first step the BN run's averaged loss is "
+                        "as low, seeds with a number of all; every step counts, so this one is not held to the "
+                        "evaluation grid, but it measures training loss, not validation accuracy."])
 
 
 def speedup_measures(per_seed: pd.DataFrame, study) -> dict:
@@ -525,5 +620,5 @@ register(Analysis(
     name="speedup",
     description="steps (and seconds) the no-BN run needs to reach its best validation accuracy over those "
                 "the BN run needs, paired by seed, t-interval of the log ratios (Ioffe & Szegedy 2015)",
-    compute=compute, fragment=fragment, needs=("summary",),
+    compute=compute, fragment=fragment, needs=("summary",), reads=(STEPS,),
     extra_inputs=lambda plan, study: [step_times_table(study)]))

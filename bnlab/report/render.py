@@ -11,11 +11,17 @@ from bnlab.config import Plan
 from bnlab.report.context import report_context
 
 
+# Rows above which a table may break across pages (about what a page below a caption holds at 8 pt): a
+# table kept whole that is taller than what is left of a page moves on and leaves its caption behind.
+LONG_TABLE_ROWS = 20
+
+
 def render_html(context: dict, template: str | Path, style: str | Path) -> str:
     template = Path(template)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(template.parent), autoescape=True,
                              undefined=jinja2.StrictUndefined)
-    return env.get_template(template.name).render(**context, css=Path(style).read_text())
+    return env.get_template(template.name).render(**context, css=Path(style).read_text(),
+                                                  LONG_TABLE_ROWS=LONG_TABLE_ROWS)
 
 
 def render_report(plan: Plan, *, html_path: str | Path, pdf_path: str | Path, template: str | Path,
