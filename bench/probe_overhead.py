@@ -1,4 +1,4 @@
-"""Cost of one Santurkar landscape probe (bnlab.landscape.probe_step) relative to one training step.
+"""Cost of one Santurkar landscape probe (bnlab.analyses.loss_landscape.probe_step) relative to one training step.
 
 For each model (Fashion-MNIST-sized input 1x28x28, 10 classes, batch 128):
 one Adam training step (forward, cross-entropy, zero_grad, backward, step)
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bnlab.landscape import probe_step  # noqa: E402
+from bnlab.analyses.loss_landscape import probe_step  # noqa: E402
 from bnlab.models import count_parameters, create_model  # noqa: E402
 
 ETAS = {4: (0.5, 1.0, 2.0, 4.0), 8: tuple(float(e) for e in torch.logspace(-1, 2, 8, base=2).tolist())}

@@ -48,7 +48,7 @@ try:  # the per-step output-layer gradient change, in bnlab versions that record
     from bnlab.train.probes import last_linear
 except ImportError:
     try:  # versions before the probes moved next to the trainer
-        from bnlab.landscape.probes import last_linear
+        from bnlab.train.probes import last_linear
     except ImportError:
         last_linear = None
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from bnlab.arch import (
+from bnlab.analyses.architecture import (
     ALEXNET_INPUT,
     CIFAR_INPUT,
     VGG_INPUT,
@@ -24,7 +24,7 @@ from bnlab.arch import (
     vgg19_seed_table,
     vgg_a_cifar,
 )
-from bnlab.arch.fmt import short, thousands
+from bnlab.analyses.architecture.fmt import short, thousands
 
 
 def _n_params(model: nn.Module, *, biases: bool = True) -> int:

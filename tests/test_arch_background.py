@@ -9,8 +9,8 @@ import re
 import pytest
 
 from bnlab.analyses.arch import background_findings
-from bnlab.arch.background import inception_background, receptive_background, stack_row
-from bnlab.arch.fmt import thousands
+from bnlab.analyses.architecture.background import inception_background, receptive_background, stack_row
+from bnlab.analyses.architecture.fmt import thousands
 
 
 def numbers(text: str) -> list[str]:

@@ -32,7 +32,7 @@ def shipped_text_files() -> list[Path]:
 def test_config_files_and_bnlab_are_scanned():
     names = {p.relative_to(ROOT).as_posix() for p in shipped_text_files()}
     assert {"config.yaml", "config/full.yaml", "config/smoke.yaml", "config/schema.yaml",
-            "bnlab/arch/section.py", "bnlab/config.py"} <= names
+            "bnlab/analyses/architecture/section.py", "bnlab/config.py"} <= names
 
 
 def test_no_file_cites_the_private_notes():

@@ -1,4 +1,4 @@
-"""bnlab.gradcheck and bnlab.manual_mlp: seed 001's gradient checks pass (the whole MLP by hand on real
+"""bnlab.analyses.gradient_check.checks and bnlab.analyses.gradient_check.manual_mlp: seed 001's gradient checks pass (the whole MLP by hand on real
 images, bnlab's BN layer), can fail, and write their report section."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bnlab import gradcheck, manual_mlp
-from bnlab.gradcheck import (
+from bnlab.analyses.gradient_check import checks as gradcheck, manual_mlp
+from bnlab.analyses.gradient_check.checks import (
     SEED_DIFFS,
     broken_bn_backward,
     build_section,
@@ -161,7 +161,7 @@ def test_measures_are_the_sections_numbers(tmp_path, monkeypatch, digits_file):
 
     from bnlab.analyses import run_analysis
     from bnlab.config import build_plan
-    from bnlab.gradcheck import fmt_e
+    from bnlab.analyses.gradient_check.checks import fmt_e
 
     # the analysis runs build_section with its defaults: make them small, and the measures must follow
     monkeypatch.setattr(gradcheck, "build_section", functools.partial(build_section, **SMALL))
@@ -203,7 +203,7 @@ def test_measures_are_the_sections_numbers(tmp_path, monkeypatch, digits_file):
     assert got["max_abs_error"] < gradcheck.SEED_THRESHOLD < got["broken_max_abs_error"]
 
 
-# ------------------------------------------------ the whole network by hand (bnlab.manual_mlp)
+# ------------------------------------------------ the whole network by hand (bnlab.analyses.gradient_check.manual_mlp)
 
 
 def _digits_batch(digits_file, n=8, seed=0):

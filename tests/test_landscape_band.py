@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnlab.landscape import (beta_smoothness, course_band, grad_predictiveness_band, loss_band, probe_band,
-                             run_ends, smooth, stack_runs, summarise_probe)
+from bnlab.analyses.loss_landscape import (beta_smoothness, course_band, grad_predictiveness_band, loss_band, probe_band,
+                             run_ends, stack_runs, summarise_probe)
 
 LRS = [1e-3, 2e-3, 1e-4, 5e-4]
 STEPS = 10
@@ -103,6 +103,8 @@ def test_long_table_input_and_duplicates():
 
 
 def test_smooth_is_a_display_copy():
+    from bnlab.figures.landscape import smooth
+
     band = loss_band(runs())
     before = band.copy()
     sm = smooth(band, 3)
@@ -144,7 +146,7 @@ def test_figures_render(tmp_path):
     from PIL import Image
 
     from bnlab.figures.style import DPI, FULL_WIDTH_IN
-    from bnlab.landscape.figures import plot_course_band, plot_probe_bands, probe_every
+    from bnlab.figures.landscape import plot_course_band, plot_probe_bands, probe_every
 
     course = tmp_path / "course.png"
     plot_course_band(course_band(runs(diverge=6)), course, title="VGG-A", dataset_note="synthetic", lrs=LRS,

@@ -1,9 +1,9 @@
-"""Landscape section numbers and sentences (bnlab.landscape.summary), and the measures the analysis publishes."""
+"""Landscape section numbers and sentences (bnlab.analyses.loss_landscape.summary), and the measures the analysis publishes."""
 
 import pandas as pd
 import pytest
 
-from bnlab.landscape.summary import landscape_findings, landscape_table
+from bnlab.analyses.loss_landscape.summary import landscape_findings, landscape_table
 
 
 def test_table_and_findings_from_bands():

@@ -23,8 +23,7 @@ LAYERS = [
     ("train", ["bnlab.train.*", "bnlab.cost", "bnlab.step_times"]),
     # figures draw what analyses computed: below them, so no figure imports an analysis (no cycle can come back)
     ("figures", ["bnlab.figures.*"]),
-    ("analyses", ["bnlab.analyses.*", "bnlab.analysis.*", "bnlab.arch.*", "bnlab.landscape.*",
-                  "bnlab.gradcheck", "bnlab.manual_mlp"]),
+    ("analyses", ["bnlab.analyses.*", "bnlab.analysis.*"]),
     ("report", ["bnlab.report.*", "bnlab.workflow"]),
 ]
 RANK = {name: i for i, (name, _) in enumerate(LAYERS)}
@@ -143,23 +142,22 @@ def test_a_lazy_back_edge_in_a_package_on_disk_is_found(tmp_path):
         "__init__.py": "",
         "params.py": "",
         "train/__init__.py": "from .loop import train_loop\n",
-        "train/loop.py": "from bnlab import params\n\ndef train_loop():\n    from ..landscape import band\n",
-        "landscape/__init__.py": "from bnlab.train import train_loop\n",
-        "landscape/band.py": "",
+        "train/loop.py": "from bnlab import params\n\ndef train_loop():\n    from ..analyses import band\n",
+        "analyses/__init__.py": "from bnlab.train import train_loop\n",
+        "analyses/band.py": "",
     }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     modules, edges = walk(root)
-    assert modules == ["bnlab", "bnlab.landscape", "bnlab.landscape.band", "bnlab.params", "bnlab.train",
+    assert modules == ["bnlab", "bnlab.analyses", "bnlab.analyses.band", "bnlab.params", "bnlab.train",
                        "bnlab.train.loop"]
     assert layer_problems(modules, edges) == [
         f"{root / 'train' / 'loop.py'}:4: back-edge: bnlab.train.loop (layer train) imports "
-        "bnlab.landscape.band (layer analyses)"]
+        "bnlab.analyses.band (layer analyses)"]
 
 
 @pytest.mark.parametrize("module", ["bnlab.train", "bnlab.train.run", "bnlab.train.loop", "bnlab.train.memory"])
-def test_training_code_uses_no_analyses_report_arch_or_landscape_code(module):
+def test_training_code_uses_no_analyses_report_or_figures_code(module):
     bad = [m for m in codegraph.closure(module)
-           if m.split(".")[1:2] and m.split(".")[1] in ("analyses", "analysis", "report", "arch", "landscape",
-                                                         "figures", "workflow")]
+           if m.split(".")[1:2] and m.split(".")[1] in ("analyses", "analysis", "report", "figures", "workflow")]
     assert not bad, f"{module} runs {bad}"

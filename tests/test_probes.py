@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bnlab.landscape import check_probe_method, last_layer_grad, probe_step, summarise_probe
+from bnlab.analyses.loss_landscape import check_probe_method, last_layer_grad, probe_step, summarise_probe
 from bnlab.models import create_model
 
 ETAS = (0.5, 1.0, 2.0, 4.0)

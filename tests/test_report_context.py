@@ -199,7 +199,7 @@ BACKGROUND = [{"title": "Stacks of small convolutions", "source": "Seed 003, pro
 
 
 def arch_fragment(tmp_path) -> dict:
-    """The arch analysis's fragment from a section.json (what bnlab.arch.section writes), not computed."""
+    """The arch analysis's fragment from a section.json (what bnlab.analyses.architecture.section writes), not computed."""
     from bnlab.analyses.arch import SECTION_JSON, section_fragment
 
     out = tmp_path / "arch_out"

@@ -1,6 +1,6 @@
 """Architecture accounting (seed 003 p. 3): parameters, activations and multiplies of the studies' models.
 
-Trains nothing: the tables are computed from the real modules (bnlab.arch).
+Trains nothing: the tables are computed from the real modules (bnlab.analyses.architecture).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def models_used(plan, study) -> dict:
 
 
 def compute(ctx) -> None:
-    from bnlab.arch.section import section_data
+    from bnlab.analyses.architecture.section import section_data
 
     used = [(name, tuple(shape)) for name, shape in ctx.extra.get("models_used", [])]
     write_json(ctx.out / SECTION_JSON, section_data(used))

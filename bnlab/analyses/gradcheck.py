@@ -9,7 +9,7 @@ Snakemake builds it first.
 Measures (stats["measures"], bnlab.analyses.evidence; params {}, seed None, as
 the check trains no run), the numbers behind the section's tables and findings:
 - manual_max_abs_error / manual_max_rel_error: the hand-written forward and
-  backward of the whole MLP (bnlab/manual_mlp.py) against centred differences
+  backward of the whole MLP (bnlab/analyses/gradient_check/manual_mlp.py) against centred differences
   on n real images, the largest |a - n| and |a - n| / max(1e-8, |a| + |n|)
   over every parameter (W, b, gamma, beta of every layer);
 - manual_vs_autograd_max_abs_diff: its gradients against autograd's on bnlab's
@@ -58,7 +58,7 @@ def extra_inputs(plan, study) -> list[str]:
 
 
 def compute(ctx) -> None:
-    from bnlab.gradcheck import build_section  # writes ctx.out/section.json
+    from bnlab.analyses.gradient_check.checks import build_section  # writes ctx.out/section.json
 
     dataset = ctx.options.get("dataset") or ctx.extra.get("dataset")
     if not dataset:

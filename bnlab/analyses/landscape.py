@@ -1,6 +1,7 @@
 """Loss landscape (seed 004; Santurkar et al. 2018): the course's band across learning rates and the probes.
 
-The numerical work lives in bnlab.landscape (band.py, summary.py, figures.py);
+The numerical work lives in bnlab.analyses.loss_landscape (band.py, summary.py), the drawing in
+bnlab.figures.landscape;
 this entry reads the runs, calls it and describes the section.
 
 Measures (stats["measures"], bnlab.analyses.evidence): every number of the
@@ -31,9 +32,9 @@ PROBE_MEASURES = ("probe_loss_band", "probe_grad_change", "probe_beta")
 
 
 def compute(ctx) -> None:
-    from bnlab.landscape.band import course_band, probe_band
-    from bnlab.landscape.figures import plot_course_band, plot_probe_bands
-    from bnlab.landscape.summary import landscape_table
+    from bnlab.analyses.loss_landscape.band import course_band, probe_band
+    from bnlab.figures.landscape import plot_course_band, plot_probe_bands
+    from bnlab.analyses.loss_landscape.summary import landscape_table
 
     runs = read_runs(ctx.folder("summary") / "runs.csv", ctx.study.axes)
     if not {"bn", "lr"} <= set(ctx.study.axes):
@@ -104,7 +105,7 @@ def landscape_measures(frame: pd.DataFrame, behind: dict, study) -> dict:
 
 
 def make_fragment(ctx) -> dict:
-    from bnlab.landscape.summary import landscape_findings
+    from bnlab.analyses.loss_landscape.summary import landscape_findings
 
     frame = pd.read_csv(ctx.out / TABLE_CSV, dtype={"bn": str})
     figures = [figure(COURSE_PNG, f"Course method (seed 004), {ctx.where}: per step, the band between the lowest "

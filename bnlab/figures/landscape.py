@@ -16,11 +16,27 @@ import numpy as np
 import pandas as pd
 
 from bnlab.figures.style import FULL_WIDTH_IN, apply_style, palette, plt
-from bnlab.landscape.band import smooth
 
 BAND_ALPHA = 0.3
 TITLE_CHARS = 100  # a 9 pt line at FULL_WIDTH_IN
 
+
+
+def smooth(band: pd.DataFrame, window: int, *, group: str = "bn", cols: Sequence[str] | None = None) -> pd.DataFrame:
+    """Display copy: centred rolling mean over `window` rows per group (min_periods 1); the input is unchanged.
+
+    cols defaults to every float column except epoch.
+    """
+    out = band.copy()
+    if window is None or window <= 1:
+        return out
+    if cols is None:
+        cols = [c for c in out.columns if c not in (group, "step", "epoch") and pd.api.types.is_float_dtype(out[c])]
+    out = out.sort_values([group, "step"], kind="stable") if group in out.columns else out.sort_values("step")
+    grouped = out.groupby(group, sort=False) if group in out.columns else [(None, out)]
+    for _, d in grouped:
+        out.loc[d.index, list(cols)] = d[list(cols)].rolling(window, center=True, min_periods=1).mean().to_numpy()
+    return out.sort_index()
 
 def _suptitle(fig, *parts: str) -> None:
     """Title lines wrapped to the figure width, so bbox_inches="tight" never widens the figure."""

@@ -1,18 +1,18 @@
 """Loss landscape studies: Santurkar et al. probes (bnlab.train.probes, taken during training) and the course's
 band across learning rates (band.py).
 
-    from bnlab.landscape import probe_step, summarise_probe, last_layer_grad
+    from bnlab.analyses.loss_landscape import probe_step, summarise_probe, last_layer_grad
     rows = probe_step(model, xb, yb, lr, etas=(0.5, 1, 2, 4))      # after backward, before optimizer.step()
     band = course_band({("none", 1e-3): steps_df, ...})              # max/min loss across lrs per step
 
-Figures live in bnlab.landscape.figures (imported on demand: it loads matplotlib).
+Figures live in bnlab.figures.landscape (imported on demand: it loads matplotlib), with their display smoothing.
 """
 
 from bnlab.train.probes import (METHODS, PROBE_COLUMNS, check_probe_method, has_active_dropout, last_layer_grad,
                                 last_linear, probe_step, summarise_probe)
 
 from .band import (beta_smoothness, course_band, grad_predictiveness_band, loss_band, probe_band, run_ends,
-                   smooth, stack_runs)
+                   stack_runs)
 
 __all__ = [
     "METHODS",
@@ -28,7 +28,6 @@ __all__ = [
     "probe_band",
     "probe_step",
     "run_ends",
-    "smooth",
     "stack_runs",
     "summarise_probe",
 ]

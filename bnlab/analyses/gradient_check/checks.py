@@ -7,7 +7,7 @@ numerical| against a threshold of 1e-5. Two checks here, everything in float64:
 
 - the whole network by hand (manual_check): bnlab's mlp (bn: hidden, relu)
   with its forward and backward written out without autograd
-  (bnlab/manual_mlp.py), on n real training images of a prepared dataset,
+  (bnlab/analyses/gradient_check/manual_mlp.py), on n real training images of a prepared dataset,
   against centred differences, per parameter beside the seed's numbers, and
   against autograd on the torch model;
 - bnlab's BN layer (check_network): its hand-written backward (models/bnlab_bn.py)
@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bnlab import manual_mlp
+from bnlab.analyses.gradient_check import manual_mlp
 from bnlab.data.catalog import display_name
 from bnlab.data.prepared import load_prepared
 from bnlab.data.subsets import stratified_subset
@@ -397,7 +397,7 @@ def manual_check(data_file: str | Path, widths: Sequence[int] = (50, 50), n: int
                  h: float = MANUAL_H, l2: float = MANUAL_L2, full_limit: int = FULL_CHECK_LIMIT,
                  sample: int = SAMPLE_SIZE, rel_eps: float = REL_EPS) -> ManualCheck:
     """Seed 001's check of the whole network: bnlab's mlp (bn hidden, relu, He init, perturbed gamma/beta)
-    in float64, its parameters in the hand-written forward/backward (bnlab.manual_mlp), n real images;
+    in float64, its parameters in the hand-written forward/backward (bnlab.analyses.gradient_check.manual_mlp), n real images;
     analytic vs centred differences of the hand-written cost, and against autograd on the torch model.
 
     The hand-written network carries the DD2424 hidden biases b1 .. b_{k-1} as zeros (bnlab's hidden
@@ -461,7 +461,7 @@ def manual_section(check: ManualCheck) -> tuple[dict, list[str], dict[str, float
     table = {
         "caption": f"Seed 001's check of the whole network, by hand: forward and backward of the {layers}-layer "
                    f"MLP (hidden widths {list(check.widths)}, BN before ReLU on the hidden layers, as bnlab's mlp "
-                   f"with bn: hidden) written out without autograd (bnlab/manual_mlp.py), against centred "
+                   f"with bn: hidden) written out without autograd (bnlab/analyses/gradient_check/manual_mlp.py), against centred "
                    f"differences of the same cost (h={check.h:g}) on n={n} {name} training images "
                    f"(standardised as in training), float64, cost = cross-entropy + {check.l2:g} sum ||W||^2. "
                    f"Ours: max |analytic - numerical| and max |a-n| / max({REL_EPS:g}, |a|+|n|); seed: its "

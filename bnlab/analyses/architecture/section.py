@@ -5,7 +5,7 @@
 section.json = {"tables": [{"caption", "header", "rows"}], "figures": [], "findings": [str],
                 "background": [{"title", "source", "paragraphs": [str]}]};
 every cell is a string, numbers with thousands separators. The background parts
-(bnlab.arch.background) explain the seed's questions 3.3 and 3.4(a, d) in words,
+(bnlab.analyses.architecture.background) explain the seed's questions 3.3 and 3.4(a, d) in words,
 with numbers computed from the modules; their tables follow the section's own.
 """
 

@@ -28,8 +28,8 @@ Santurkar et al. probes (bnlab.train.probes): `probe_band` turns per-run probe t
 (step, eta, step_size, loss, grad_change, beta) into, per group and step, the
 band over eta (loss_min/max, grad_change_min/max) and beta_max.
 
-Smoothing for display (`smooth`) returns a new frame; the bands themselves are
-never smoothed.
+Smoothing for display is the figure's (bnlab.figures.landscape.smooth); the bands
+themselves are never smoothed.
 """
 
 from __future__ import annotations
@@ -232,20 +232,3 @@ def probe_band(probes_by_run, group: str = "bn", *, run: str = "run") -> pd.Data
     out = out.sort_values([group, "step"], key=lambda s: s.map(order) if s.name == group else s,
                           kind="stable").reset_index(drop=True)
     return out
-
-
-def smooth(band: pd.DataFrame, window: int, *, group: str = "bn", cols: Sequence[str] | None = None) -> pd.DataFrame:
-    """Display copy: centred rolling mean over `window` rows per group (min_periods 1); the input is unchanged.
-
-    cols defaults to every float column except epoch.
-    """
-    out = band.copy()
-    if window is None or window <= 1:
-        return out
-    if cols is None:
-        cols = [c for c in out.columns if c not in (group, "step", "epoch") and pd.api.types.is_float_dtype(out[c])]
-    out = out.sort_values([group, "step"], kind="stable") if group in out.columns else out.sort_values("step")
-    grouped = out.groupby(group, sort=False) if group in out.columns else [(None, out)]
-    for _, d in grouped:
-        out.loc[d.index, list(cols)] = d[list(cols)].rolling(window, center=True, min_periods=1).mean().to_numpy()
-    return out.sort_index()
