@@ -86,9 +86,9 @@ rule step_times:
     log:
         f"{R}/logs/step_times/{{study}}.log",
     priority: PICKS_PRIORITY + 1
-    threads: TIMING_THREADS
     conda:
         "../envs/bnlab.yaml"
+    threads: TIMING_THREADS
     params:
         runs=lambda wc: [asdict(run) for run in PLAN.studies[wc.study].runs],
         data=PLAN.config["data"],
