@@ -21,6 +21,7 @@ import yaml
 
 from bnlab.data.limits import DataLimitError, check_data_limits
 from bnlab.params import (
+    SCHEMA_PATH,
     NOT_APPLICABLE,
     PARAM_NAMES,
     POLICY_PARAMS,
@@ -32,7 +33,6 @@ from bnlab.params import (
     search_ref,
 )
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
 # Models whose layer widths the config may set (the others have a fixed shape).
 MODELS_WITH_WIDTHS = ("mlp", "cnn", "cnn2", "resnet")

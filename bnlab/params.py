@@ -10,52 +10,30 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
-# Parameter name -> short key used in run-folder names. The order here is the
-# order of the folder name: dataset and model become directories, then one
-# segment "key~value_key~value..." for the network (ARCH_PARAMS), one for the
-# optimizer and its lr policy (OPTIM_PARAMS) and one for the data it sees
-# (BATCH_PARAMS); three segments keep each name well under the 255-character
-# limit of a file name.
-PATH_KEYS: dict[str, str] = {
-    "dataset": "dataset",
-    "model": "model",
-    "widths": "w",
-    "bn": "bn",
-    "bn_impl": "bni",
-    "activation": "act",
-    "init": "init",
-    "init_scale": "iscale",
-    "dropout_in": "din",
-    "dropout_hidden": "dh",
-    "optimizer": "opt",
-    "lr": "lr",
-    "lr_schedule": "sched",
-    "lr_min": "lrmin",
-    "lr_period": "period",
-    "lr_gamma": "gamma",
-    "momentum": "mom",
-    "weight_decay": "wd",
-    "l2": "l2",
-    "label_smoothing": "ls",
-    "batch_size": "bs",
-    "batch_growth_every": "grow",
-    "batch_growth_max": "gmax",
-    "batch_growth_via": "via",
-    "batch_mem_mb": "mem",
-    "epochs": "ep",
-    "train_subset": "sub",
-    "evals_per_epoch": "evals",
-    "eval_size": "evsz",
-    "eval_test": "test",
-    "normalize": "norm",
-    "probe_every": "probe",
-    "probe_etas": "etas",
-    "ics_every": "ics",
-    "coadapt": "coad",
-    "seed": "seed",
-}
+import yaml
+
+# Every run parameter is declared once, in config/schema.yaml's run section ($defs.run): its name, the
+# short key of run-folder names (x-key), its type and allowed values, its default and its description.
+# RunSpec below lists the same names in the same order with their Python types (tests/test_params.py).
+# The order is the order of the folder name: dataset and model become directories, then one segment
+# "key~value_key~value..." for the network (ARCH_PARAMS), one for the optimizer and its lr policy
+# (OPTIM_PARAMS) and one for the data it sees (BATCH_PARAMS); three segments keep each name well under
+# the 255-character limit of a file name.
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+
+
+def declared_run_parameters() -> dict[str, dict]:
+    """The run section of config/schema.yaml: parameter name -> its declaration, in folder-name order."""
+    with open(SCHEMA_PATH) as fh:
+        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["$defs"]["run"]["properties"]
+
+
+RUN_PARAMETERS: dict[str, dict] = declared_run_parameters()
+# Parameter name -> short key used in run-folder names.
+PATH_KEYS: dict[str, str] = {name: spec["x-key"] for name, spec in RUN_PARAMETERS.items()}
 PARAM_NAMES: tuple[str, ...] = tuple(PATH_KEYS)
 DIRECTORY_PARAMS: tuple[str, ...] = ("dataset", "model")
 ARCH_PARAMS: tuple[str, ...] = PARAM_NAMES[2 : PARAM_NAMES.index("optimizer")]
