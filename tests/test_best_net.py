@@ -134,7 +134,7 @@ def test_a_run_leaves_its_final_weights_and_the_section_looks_inside(tmp_path, d
     assert [f["file"] for f in frag["figures"]] == ["tradeoff.png", "inside.png"]
     text = " ".join(frag["findings"])
     best = table[table.best].iloc[0]
-    assert f"the best on validation accuracy is '{best.label}'" in text
+    assert f"the best on final validation accuracy (whole split) is '{best.label}'" in text
     assert f"Its test error is {100 * (1 - best.test_acc):.1f}%" in text
     assert "Pareto front" in text and "feature maps are zero everywhere" in text
     assert len(frag["tables"][0]["rows"]) == 3

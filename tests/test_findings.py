@@ -29,7 +29,7 @@ def test_summary_counts_diverged_and_excludes_them_from_means():
 def test_bn_comparison_orders_by_gap_and_folds_small_ones():
     summary = summarize(runs_table(), ["bn", "init_scale"])
     sentences = bn_comparison_findings(summary, ["bn", "init_scale"])
-    assert sentences[0].startswith("init_scale=0.0001: bn=hidden raised the best validation accuracy from 10.1% to 79.1%")
+    assert sentences[0].startswith("init_scale=0.0001: bn=hidden raised the best validation accuracy (curve subset) from 10.1% to 79.1%")
     assert "+69.0 points" in sentences[0]
     assert "init_scale=0.1" in sentences[1]
     assert sentences[-1].startswith("In 1 other setting BN changed")
@@ -45,7 +45,7 @@ def test_a_setting_is_named_by_its_no_bn_cell_where_the_study_names_cells():
                          "final_train_loss": 1.0, "final_val_loss": 1.0, "train_seconds": 1.0})
     axes = ["bn", "model", "widths", "lr"]
     sentences = bn_comparison_findings(summarize(pd.DataFrame(rows), axes), axes)
-    assert sentences[0].startswith("CNN, lr=0.5: bn=hidden raised the best validation accuracy from 50.0% to 90.0%")
+    assert sentences[0].startswith("CNN, lr=0.5: bn=hidden raised the best validation accuracy (curve subset) from 50.0% to 90.0%")
     # unnamed cells keep their axes: the label would say no less
     for r in rows:
         r["label"] = f"bn={r['bn']}, model=cnn2, widths=default, lr=0.5"
@@ -56,7 +56,7 @@ def test_a_setting_is_named_by_its_no_bn_cell_where_the_study_names_cells():
 def test_generic_findings_name_best_worst_and_divergence():
     summary = summarize(runs_table(), ["bn", "init_scale"])
     text = " ".join(generic_findings(summary))
-    assert "Highest best validation accuracy: bn=hidden, init_scale=0.1 with 82.1%" in text
+    assert "Highest best validation accuracy (curve subset): bn=hidden, init_scale=0.1 with 82.1%" in text
     assert "Lowest: bn=none, init_scale=0.0001 with 10.1%" in text
     assert "bn=hidden, init_scale=0.001 diverged in 1/2 runs" in text
 

@@ -265,3 +265,13 @@ def test_a_table_longer_than_a_page_may_break_and_starts_under_its_caption(tmp_p
     assert [(b[0], b[1], b[2].split(". ", 1)[1]) for b in blocks] == [("", "", "Short table"),
                                                                        (" long", " long", "Long table")]
     assert ".table-block.long, table.summary.long { break-inside: auto;" in STYLE.read_text()
+
+
+def test_the_measures_appendix_names_and_defines_each_measure_once(three_studies):
+    from bnlab.analyses.measures import MEASURES
+
+    results, studies = three_studies
+    html = render_html(report_context(fake_plan(studies), results), TEMPLATE, STYLE)
+    appendix = re.search(r'<section class="appendix" id="measures">(.*?)</section>', html, re.S).group(1)
+    for measure in MEASURES.values():
+        assert appendix.count(f"<tr><td>{measure.name}</td>") == 1, measure.name

@@ -138,7 +138,7 @@ def test_a_finer_stage_beyond_noise_is_reported_as_a_better_value():
     text = " ".join(findings(summary, "l2"))
     assert "beyond two standard errors: the finer stage found a better value" in text
     assert measures(summary)["final_gain"][0]["value"] == pytest.approx(-0.02)
-    assert "-2.0 points of validation accuracy" in text and "(beyond two standard errors)" in text
+    assert "-2.0 points of final validation accuracy (whole split)" in text and "(beyond two standard errors)" in text
 
 
 # ------------------------------------------------------------------ the hand-off through the workflow

@@ -320,7 +320,7 @@ def test_findings_quote_the_table():
                             (("none", BASE, 0.01), ("hidden", FAST, 0.015))])
     paired = speedup_paired(speedup_per_seed(runs, curves, ["activation", "bn"]))
     assert speedup_findings(paired) == [
-        "With activation=relu: hidden BN reached the no-BN run's best validation accuracy (80.0%) "
+        "With activation=relu: hidden BN reached the no-BN run's best validation accuracy (curve subset) (80.0%) "
         "in 3.0x fewer steps (2 seeds, no interval); the evaluation grid places it between 2.5x and 6.0x."]
 
 

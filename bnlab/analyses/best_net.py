@@ -20,6 +20,7 @@ import pandas as pd
 
 from bnlab.analyses.collect import collect_runs
 from bnlab.analyses.formats import fmt_pct
+from bnlab.analyses.measures import name
 from bnlab.analyses.registry import Analysis, figure, register, table
 from bnlab.analyses.registry import fragment as make_fragment
 from bnlab.data.limits import val_size_for
@@ -235,7 +236,7 @@ def against_base(cands: pd.DataFrame, sd: float) -> list[str]:
         parts.append(f"{r.label} {100 * diff:+.1f} ({verdict})")
     better = sum("(better)" in p for p in parts)
     worse = sum("(worse)" in p for p in parts)
-    return [f"Each choice against the base ({fmt_pct(b.val_acc)}% validation accuracy), in points: "
+    return [f"Each choice against the base ({fmt_pct(b.val_acc)}% {name('final_val_acc')}), in points: "
             + "; ".join(parts) + f". {better} choice(s) beat the base beyond two standard errors, {worse} fall "
             "below it."]
 
@@ -248,11 +249,11 @@ def findings(cands: pd.DataFrame, sd: float, spread_source: str, best_structure:
         return [f"None of the {len(cands)} candidates finished: there is no best network to report."]
     pick = choose_best(cands, sd)
     top = cands[cands.label == pick["label"]].iloc[0]
-    out.append(f"Of {len(cands)} candidates, the best on validation accuracy is '{top.label}': {best_structure}. "
+    out.append(f"Of {len(cands)} candidates, the best on {name('final_val_acc')} is '{top.label}': {best_structure}. "
                f"Its test error is {fmt_pct(1 - top.test_acc)}% (test accuracy {fmt_pct(top.test_acc)}%, "
-               f"validation {fmt_pct(top.val_acc)}%, mean of {top.ok} run{'s' if top.ok > 1 else ''}) with "
-               f"{top.parameters:,} parameters, {top.train_seconds:.1f} s of training and {top.steps:,} steps.")
-    noise = f"one run's validation accuracy varies by {100 * sd:.2f} points, from {spread_source}"
+               f"{name('final_val_acc')} {fmt_pct(top.val_acc)}%, mean of {top.ok} run{'s' if top.ok > 1 else ''}) "
+               f"with {top.parameters:,} parameters and {top.steps:,} steps.")
+    noise = f"one run's {name('final_val_acc')} varies by {100 * sd:.2f} points, from {spread_source}"
     if pick["close"]:
         out.append(f"It is not singled out: {len(pick['close'])} other candidate(s) lie within two standard errors "
                    f"of it ({', '.join(repr(c) for c in pick['close'])}); {noise}.")
@@ -270,10 +271,6 @@ def findings(cands: pd.DataFrame, sd: float, spread_source: str, best_structure:
                    f"({fmt_pct(smallest.test_acc)}%).")
     else:
         out.append("No smaller candidate comes within one point of the best's test accuracy.")
-    fastest = done.sort_values("train_seconds").iloc[0]
-    slowest = done.sort_values("train_seconds").iloc[-1]
-    out.append(f"Training took from {fastest.train_seconds:.1f} s ('{fastest.label}') to {slowest.train_seconds:.1f} s "
-               f"('{slowest.label}') per run.")
     diverged = cands[cands.diverged > 0]
     if len(diverged):
         out.append("Diverged: " + ", ".join(f"'{r.label}' ({r.diverged} of {r.runs} runs)"
@@ -304,18 +301,19 @@ def fragment(ctx) -> dict:
              fmt_pct(r.val_acc) if math.isfinite(r.val_acc) else "—", f"{r.train_seconds:.1f}", f"{r.steps:,}",
              f"{r.ok}/{r.runs}"] for i, r in enumerate(cands.itertuples(), start=1)]
     figures = [figure(TRADEOFF_PNG, f"Every candidate {ctx.where}: test accuracy against parameters (left, log "
-                                    "scale, the Pareto front joined) and against training seconds per run (right); "
-                                    "the best on validation accuracy is the star.")]
+                                    "scale, the Pareto front joined) and against training seconds per run (right, "
+                                    "timed while other jobs shared the machine: a rough cost, not a ranking); the "
+                                    f"best on {name('final_val_acc')} is the star.")]
     if (ctx.out / INSIDE_PNG).exists():
         figures.append(figure(INSIDE_PNG, f"Inside the best network with batch norm and the best without "
                                           f"{ctx.where}: the first conv layer's filters (each scaled to its own "
                                           f"range) and the feature maps after it for test image {SAMPLE_INDEX}."))
     return make_fragment(
         figures=figures,
-        tables=[table("Every candidate (# is its number in the figures): test error and validation accuracy "
-                      "(means over its finished runs), parameters, training seconds and optimizer steps per run. "
-                      "* marks the Pareto front of test accuracy against parameters; the best is chosen on "
-                      "validation accuracy.",
+        tables=[table("Every candidate (# is its number in the figures): test error and "
+                      f"{name('final_val_acc')} (means over its finished runs), parameters, training seconds "
+                      "(timed while other jobs shared the machine) and optimizer steps per run. * marks the "
+                      f"Pareto front of test accuracy against parameters; the best is chosen on {name('final_val_acc')}.",
                       ["#", "candidate", "parameters", "test error %", "val acc %", "train s", "steps", "runs ok"],
                       rows, diverged=[bool(d) for d in cands.diverged > 0], text=True)],
         findings=findings(cands, sd, source, best_structure, inside),

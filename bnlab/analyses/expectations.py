@@ -30,6 +30,7 @@ import math
 
 import pandas as pd
 
+from bnlab.analyses.measures import name
 from bnlab.analyses import evidence as ev
 from bnlab.analyses.collect import read_runs
 from bnlab.analyses.registry import FRAGMENT, Analysis, register, table
@@ -377,7 +378,7 @@ def fragment(ctx) -> dict:
                f"higher / lower / similar pair the cells' runs by seed; the verdict uses the 95% {ev.INTERVAL_METHOD} "
                f"of the mean paired difference, drawn only from at least {ev.MIN_SEEDS} paired seeds: with fewer "
                "the verdict is inconclusive and says whether the seeds agree. faster = Ioffe & Szegedy's speedup: b's first step "
-               "at b's best validation accuracy over a's.")
+               f"at b's {name('best_val_acc')} over a's.")
     if any(r["metric"] == GAP for r in items):
         caption += (" train_test_gap = final train accuracy - final test accuracy, the train accuracy being the mean "
                     "over the last training batches in training mode: with dropout on, which by itself lowers it "

@@ -108,7 +108,7 @@ def list_analyses() -> list[str]:
 
 
 # Modules of the package that are machinery, not analyses.
-MACHINERY = ("registry", "runner", "collect", "formats", "evidence")
+MACHINERY = ("registry", "runner", "collect", "formats", "evidence", "measures")
 
 
 def builtin_modules() -> list[str]:

@@ -15,6 +15,7 @@ import math
 
 import pandas as pd
 
+from bnlab.analyses.measures import name
 from bnlab.analyses.formats import fmt_num, fmt_pct
 from bnlab.analyses.registry import Analysis, figure, register, table
 from bnlab.analyses.registry import fragment as make_fragment
@@ -110,7 +111,7 @@ def findings(stages: list[dict], param: str) -> list[str]:
                  if math.isfinite(s["worst"]) and s["worst_value"] != s["best"] else "")
         sentences.append(f"Stage {s['stage']} ('{s['study']}', {s['values']} values of {param} on "
                          f"[{fmt_num(s['lo'])}, {fmt_num(s['hi'])}]): the best is {param} = {fmt_num(s['best'])} "
-                         f"with {fmt_pct(s['score'])}% validation accuracy{falls}. {noise}."
+                         f"with {fmt_pct(s['score'])}% {name(METRIC)}{falls}. {noise}."
                          + (f" {s['diverged']} run(s) diverged." if s["diverged"] else ""))
     done = [s for s in searches if math.isfinite(s["score"])]
     if len(done) >= 2:
@@ -126,8 +127,8 @@ def findings(stages: list[dict], param: str) -> list[str]:
         gain = final["score"] - done[-1]["score"]
         se = math.hypot(final["se"], done[-1]["se"])
         sentences.append(f"Trained longer with {param} = {fmt_num(final['best'])} ('{final['study']}'), the network "
-                         f"reaches {fmt_pct(final['score'])}% validation and {fmt_pct(final['test'])}% test "
-                         f"accuracy, {100 * gain:+.1f} points of validation accuracy against the same value in "
+                         f"reaches {fmt_pct(final['score'])}% {name(METRIC)} and {fmt_pct(final['test'])}% "
+                         f"{name('final_test_acc')}, {100 * gain:+.1f} points of {name(METRIC)} against the same value in "
                          f"its stage ({'beyond' if abs(gain) > 2 * se else 'within'} two standard errors).")
     elif not math.isfinite(final["score"]):
         sentences.append(f"The final run ('{final['study']}') did not finish: no accuracy to report.")
@@ -142,13 +143,13 @@ def fragment(ctx) -> dict:
                    fmt_num(s["lo"]) if s["lo"] == s["hi"] else f"{fmt_num(s['lo'])} – {fmt_num(s['hi'])}",
                    fmt_num(s["best"]), fmt_pct(s["score"]), fmt_pct(s["test"]), s["close"]] for s in stages]
     return make_fragment(
-        figures=[figure(FIGURE_PNG, f"Final validation accuracy against {param} {ctx.where}: one point per run "
+        figures=[figure(FIGURE_PNG, f"{name(METRIC)[0].upper()}{name(METRIC)[1:]} against {param} {ctx.where}: one point per run "
                                     "of each search stage, the best of each stage circled, the final run (trained "
                                     "longer) as a star; the whole range (left) and the last search stage's "
                                     "range (right). The grey band spans two standard errors below the best "
                                     "search run: differences inside it are within the noise of one run.")],
-        tables=[table(f"The search stage by stage: the range of {param} tried, the best value (highest final "
-                      "validation accuracy) and its accuracies, and how many values lie within two standard "
+        tables=[table(f"The search stage by stage: the range of {param} tried, the best value (highest "
+                      f"{name(METRIC)}) and its accuracies, and how many values lie within two standard "
                       "errors of the best. The last row is the final training with the chosen value.",
                       ["stage", "study", "runs", f"{param} tried", "best", "val. acc. %", "test acc. %",
                        "within 2 s.e."], table_rows,

@@ -39,6 +39,7 @@ import pandas as pd
 
 from bnlab.analyses.collect import read_runs, setting_name
 from bnlab.analyses.evidence import CONFIDENCE, INTERVAL_METHOD, MIN_SEEDS, measure, t_interval
+from bnlab.analyses.measures import name
 from bnlab.analyses.registry import Analysis, register, table
 from bnlab.analyses.registry import fragment as make_fragment
 from bnlab.params import NOT_APPLICABLE
@@ -518,7 +519,7 @@ def speedup_findings(paired: pd.DataFrame) -> list[str]:
     for _, r in paired.iterrows():
         prefix = "" if r["setting"] == "all runs" else f"With {r['setting']}: "
         who = f"{r['bn']} BN"
-        target = f"{_baseline_name(r['baseline'])}'s best validation accuracy"
+        target = f"{_baseline_name(r['baseline'])}'s {name('best_val_acc')}"
         if not _missing(r["tau_mean"]):
             target += f" ({_pct(r['tau_mean'])})"
         n, k = int(r["n_seeds"]), int(r["n_reached"])
@@ -603,8 +604,8 @@ def speedup_measures(per_seed: pd.DataFrame, study) -> dict:
             continue
         spec = specs[(tuple(str(r[a]) for a in axes), int(r["seed"]))]
         params = {k: v for k, v in spec.as_strings().items() if k != "seed"}
-        for name in out:
-            out[name].append(measure(params, spec.seed, r[name]))
+        for measured in out:
+            out[measured].append(measure(params, spec.seed, r[measured]))
     return out
 
 

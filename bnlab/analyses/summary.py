@@ -15,6 +15,7 @@ import pandas as pd
 from bnlab.analyses.collect import collect_curves, collect_runs, read_runs, setting_name
 from bnlab.analyses.evidence import chance_limit
 from bnlab.analyses.formats import fmt_loss, fmt_num, fmt_pct
+from bnlab.analyses.measures import MEASURES, facts_table, name
 from bnlab.analyses.registry import Analysis, register, table
 from bnlab.analyses.registry import fragment as make_fragment
 from bnlab.data import display_name
@@ -94,11 +95,11 @@ def summarize(runs: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
         n, n_div = len(group), int((group.status == "diverged").sum())
         row = {"label": label, **{a: group.iloc[0][a] for a in axes}, "n": n, "n_diverged": n_div,
                "diverged": f"{n_div}/{n}"}
-        for column, name in SUMMARY_METRICS:
+        for column, short in SUMMARY_METRICS:
             # a run table from older run folders may lack a column: its cells stay empty
             values = pd.to_numeric(ok[column], errors="coerce").dropna() if column in ok else pd.Series(dtype=float)
-            row[f"{name}_mean"] = values.mean() if len(values) else None
-            row[f"{name}_sd"] = values.std(ddof=1) if len(values) > 1 else None
+            row[f"{short}_mean"] = values.mean() if len(values) else None
+            row[f"{short}_sd"] = values.std(ddof=1) if len(values) > 1 else None
         row["n_chance"] = int(at_chance(ok).sum())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -129,8 +130,9 @@ def generic_findings(summary: pd.DataFrame, metric: str = "best_val_acc") -> lis
         best = ranked.iloc[0]
         n_ok = int(best["n"] - best["n_diverged"])
         sentences.append(
-            f"Highest best validation accuracy: {best['label']} with {_with_sd(best[f'{metric}_mean'], best[f'{metric}_sd'])}"
-            f" (mean over {n_ok} seed{'s' if n_ok != 1 else ''}), test accuracy {_pct(best['test_acc_mean'])}."
+            f"Highest {name(metric)}: {best['label']} with {_with_sd(best[f'{metric}_mean'], best[f'{metric}_sd'])}"
+            f" (mean over {n_ok} seed{'s' if n_ok != 1 else ''}), {name('final_test_acc')} "
+            f"{_pct(best['test_acc_mean'])}."
         )
     if len(ranked) > 1:
         worst = ranked.iloc[-1]
@@ -166,11 +168,11 @@ def bn_comparison_findings(summary: pd.DataFrame, axes: list[str], baseline: str
         if base.empty:
             continue
         b = base.iloc[0]
-        name = setting_name(setting, b.get("label"))  # 'CNN, lr=0.5' where the study names its cells
+        called = setting_name(setting, b.get("label"))  # 'CNN, lr=0.5' where the study names its cells
         for _, r in group[group.bn.astype(str) != baseline].iterrows():
             if not (_present(r[f"{metric}_mean"]) and _present(b[f"{metric}_mean"])):
                 continue
-            rows.append((name, r["bn"], r[f"{metric}_mean"], b[f"{metric}_mean"]))
+            rows.append((called, r["bn"], r[f"{metric}_mean"], b[f"{metric}_mean"]))
     if not rows:
         return []
     rows.sort(key=lambda t: -abs(t[2] - t[3]))
@@ -181,18 +183,18 @@ def bn_comparison_findings(summary: pd.DataFrame, axes: list[str], baseline: str
             small += 1
             continue
         sentences.append(
-            f"{setting}: bn={bn} {'raised' if gap > 0 else 'lowered'} the best validation accuracy from "
+            f"{setting}: bn={bn} {'raised' if gap > 0 else 'lowered'} the {name(metric)} from "
             f"{_pct(without)} to {_pct(with_bn)} ({100 * gap:+.1f} points)."
         )
     if small:
-        sentences.append(f"In {small} other setting{'s' if small > 1 else ''} BN changed the best validation "
-                         f"accuracy by less than {100 * min_gap:.1f} points.")
+        sentences.append(f"In {small} other setting{'s' if small > 1 else ''} BN changed the "
+                         f"{name(metric)} by less than {100 * min_gap:.1f} points.")
     return sentences
 
 
 # ------------------------------------------------------- the registry entry
 # Files in results/studies/<study>/summary/
-RUNS_CSV, SUMMARY_CSV, CURVES = "runs.csv", "summary.csv", "curves.parquet"
+RUNS_CSV, SUMMARY_CSV, CURVES, FACTS_CSV = "runs.csv", "summary.csv", "curves.parquet", "facts.csv"
 
 
 def compute(ctx) -> None:
@@ -201,6 +203,7 @@ def compute(ctx) -> None:
     runs = collect_runs(study, ctx.run_root)
     runs.to_csv(ctx.out / RUNS_CSV, index=False)
     summarize(runs, study.axes).to_csv(ctx.out / SUMMARY_CSV, index=False)
+    facts_table(runs).to_csv(ctx.out / FACTS_CSV, index=False)  # every measure of every run, with its definition
     curves = collect_curves(study, ctx.run_root)
     curves.to_parquet(ctx.out / CURVES, index=False)
     print(f"{study.name}: {len(runs)} runs, {int((runs.status == 'diverged').sum())} diverged")
@@ -218,8 +221,9 @@ def evaluation_note(runs) -> str:
 
 
 # Short headers keep the nine columns on an A4 page; the caption spells them out.
-SUMMARY_HEADER = ["setting", "diverged/runs", "best val acc %", "train acc %", "test acc %", "train loss",
-                  "val loss", "test loss", "train s"]
+SUMMARY_HEADER = ["setting", "diverged/runs"] + [MEASURES[c].short for c in (
+    "best_val_acc", "final_train_acc", "final_test_acc", "final_train_loss", "final_val_loss", "final_test_loss",
+    "train_seconds")]
 
 
 def summary_table(summary: pd.DataFrame, note: str = "", runs: pd.DataFrame | None = None) -> dict:
@@ -501,6 +505,9 @@ def fragment(ctx) -> dict:
         data=[{"file": RUNS_CSV, "caption": "One row per run: its setting, seed and status (ok or diverged), steps and "
                "training seconds, and its best and final accuracies and losses (accuracies as fractions) on the "
                "training, validation and test sets."},
+              {"file": FACTS_CSV, "caption": "The study's facts: one row per measure and run, the measure's name "
+               "and definition (split, images, point of training) beside the run's cell, seed, status and value; "
+               "every number the section states for a run's measure is one of these or their mean."},
               {"file": SUMMARY_CSV, "caption": "One row per setting: its runs, how many diverged, and the mean "
                "and sd over the finished runs (seeds) of each accuracy and loss (accuracies as fractions); "
                "n_chance counts runs that ended at chance."}],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from bnlab.analyses.measures import MEASURES
 from bnlab.analyses.runner import read_fragment
 from bnlab.config import Plan, StudyPlan
 from bnlab.data import display_name
@@ -264,6 +265,9 @@ def report_context(plan: Plan, results: Path, *, studies_root: Path | None = Non
         "train_hours": sum(s["train_seconds"] for s in studies) / 3600,
         "incomplete": incomplete,
         "appendix": appendix_context(plan, results),
+        # each measure of a run once, with what it evaluates (bnlab/analyses/measures.py)
+        "measures": [{"name": m.name, "header": m.short, "split": m.split, "images": m.images, "point": m.point}
+                     for m in MEASURES.values()],
     }
 
 
