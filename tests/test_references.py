@@ -172,7 +172,7 @@ def test_summary_table_has_train_and_test_accuracy_and_loss():
                           "final_val_loss": 0.3, "final_test_loss": 0.31 + 0.02 * s, "train_seconds": 3.0}
                          for s in (0, 1)])
     tab = summary_table(summarize(runs, ["bn"]))
-    assert tab["header"] == SUMMARY_HEADER == ["setting", "diverged/runs", "best val acc %", "train acc %",
+    assert tab["header"] == SUMMARY_HEADER == ["setting", "diverged/runs", "best val acc (subset) %", "train acc %",
                                                "test acc %", "train loss", "val loss", "test loss", "train s"]
     assert tab["rows"][0]["cells"] == ["bn=none", "0/2", "90.0\u00a0±\u00a00.0", "95.5\u00a0±\u00a00.7", "89.0\u00a0±\u00a00.0", "0.100",
                                        "0.300", "0.320", "3"]
