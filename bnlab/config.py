@@ -182,10 +182,14 @@ class StudyPlan:
     # other object), so a rule that carried a StudyPlan would not re-run when a title or a claim changed.
     def to_data(self) -> dict:
         """Every field as dicts, lists and scalars (runs by their typed parameters); from_data inverts it."""
-        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
-        out["runs"] = [asdict(run) for run in self.runs]
-        out["names"] = [[cell, name] for cell, name in self.names]
-        return out
+        def plain(name: str):
+            if name == "runs":
+                return [asdict(run) for run in self.runs]
+            if name == "names":
+                return [[dict(cell), called] for cell, called in self.names]
+            return copy.deepcopy(getattr(self, name))
+
+        return {f.name: plain(f.name) for f in fields(self)}  # in field order: its repr is what Snakemake compares
 
     @classmethod
     def from_data(cls, data: dict) -> "StudyPlan":

@@ -41,14 +41,15 @@ class StepTime:
         return statistics.median(self.rounds)
 
 
-def time_network(run: RunSpec, batch: int, device, *, rounds: int = ROUNDS, seconds: float = ROUND_SECONDS,
+def time_network(run: RunSpec, batch: int, device, *, network: str = "", rounds: int = ROUNDS,
+                 seconds: float = ROUND_SECONDS,
                  timer: Callable[[RunSpec, int, int, object], float] = time_steps) -> StepTime:
     """Rounds of steps of one run's network at `batch` (timer: bnlab.cost.time_steps, train_seconds of n
     steps); the step count per round is fixed by a warm-up step, so every round does the same work."""
     warm = timer(run, batch, 1, device)
     steps = max(3, min(20, int(seconds / max(warm, 1e-6))))
     per_step = [timer(run, batch, steps, device) / steps for _ in range(rounds)]
-    return StepTime(network="", batch=batch, steps=steps, rounds=per_step)
+    return StepTime(network=network, batch=batch, steps=steps, rounds=per_step)
 
 
 def time_alone(runs: list[RunSpec], config_data: Mapping, device, *, rounds: int = ROUNDS,
@@ -56,15 +57,16 @@ def time_alone(runs: list[RunSpec], config_data: Mapping, device, *, rounds: int
     """One row per run (COLUMNS): the seconds per step of its network, timed once per distinct network."""
     keys = {run.relative_dir(): measure_key(run_cost(run, config_data)) for run in runs}
     timed: dict[tuple, StepTime] = {}
-    distinct = list(dict.fromkeys(keys.values()))
-    for i, key in enumerate(distinct, start=1):
-        run = next(r for r in runs if keys[r.relative_dir()] == key)
+    distinct: dict[tuple, RunSpec] = {}  # each network, with the first run that trains it
+    for run in runs:
+        distinct.setdefault(keys[run.relative_dir()], run)
+    for i, (key, run) in enumerate(distinct.items(), start=1):
         start = time.perf_counter()
-        step_time = time_network(run, key[-1], device, rounds=rounds, seconds=seconds, timer=timer)
-        timed[key] = StepTime(key_label(key), step_time.batch, step_time.steps, step_time.rounds)
-        log(f"[{i}/{len(distinct)}] {timed[key].network}: {timed[key].median * 1e3:.3g} ms/step (median of "
-            f"{rounds} rounds of {step_time.steps} steps, {min(step_time.rounds) * 1e3:.3g}.."
-            f"{max(step_time.rounds) * 1e3:.3g}), {time.perf_counter() - start:.1f} s")
+        t = timed[key] = time_network(run, key[-1], device, network=key_label(key), rounds=rounds, seconds=seconds,
+                                      timer=timer)
+        log(f"[{i}/{len(distinct)}] {t.network}: {t.median * 1e3:.3g} ms/step (median of {rounds} rounds of "
+            f"{t.steps} steps, {min(t.rounds) * 1e3:.3g}..{max(t.rounds) * 1e3:.3g}), "
+            f"{time.perf_counter() - start:.1f} s")
     rows = []
     for run in runs:
         t = timed[keys[run.relative_dir()]]

@@ -45,10 +45,16 @@ def searched_labels(study: StudyPlan, metrics: dict[str, dict]) -> dict[str, str
     return labels
 
 
-def collect_runs(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
-    """One row per run of the study: label, axis values, seed, metrics, folder."""
+def load_runs(study: StudyPlan, run_root: str | Path) -> dict:
+    """Every run folder of the study (config, metrics, history), by relative_dir: read once for both tables."""
+    return {spec.relative_dir(): load_run(Path(run_root) / spec.relative_dir()) for spec in study.runs}
+
+
+def collect_runs(study: StudyPlan, run_root: str | Path, runs: dict | None = None) -> pd.DataFrame:
+    """One row per run of the study: label, axis values, seed, metrics, folder (`runs`: load_runs's, if the
+    caller has read them already)."""
     rows = []
-    runs = {spec.relative_dir(): load_run(Path(run_root) / spec.relative_dir()) for spec in study.runs}
+    runs = runs if runs is not None else load_runs(study, run_root)
     labels = searched_labels(study, {folder: run.metrics for folder, run in runs.items()})
     for spec in study.runs:
         run = runs[spec.relative_dir()]
@@ -63,10 +69,10 @@ def collect_runs(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def collect_curves(study: StudyPlan, run_root: str | Path) -> pd.DataFrame:
+def collect_curves(study: StudyPlan, run_root: str | Path, runs: dict | None = None) -> pd.DataFrame:
     """Long table of every evaluation of every run: label, seed, split, step, epoch, loss, acc."""
     frames = []
-    runs = {spec.relative_dir(): load_run(Path(run_root) / spec.relative_dir()) for spec in study.runs}
+    runs = runs if runs is not None else load_runs(study, run_root)
     labels = searched_labels(study, {folder: run.metrics for folder, run in runs.items()})
     for spec in study.runs:
         run = runs[spec.relative_dir()]

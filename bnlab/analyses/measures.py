@@ -23,7 +23,6 @@ class Measure:
     split: str
     images: str
     point: str  # which point of training
-    unit: str = "fraction"  # accuracies are fractions (printed in %), losses plain, times seconds
 
     @property
     def definition(self) -> str:
@@ -40,14 +39,11 @@ MEASURES: dict[str, Measure] = {m.column: m for m in (
     Measure("final_train_acc", "train accuracy (last batches)", "train acc %", "training split",
             "the training batches since the last evaluation, in training mode (dropout on)", "the end of training"),
     Measure("final_train_loss", "train loss (last batches)", "train loss", "training split",
-            "the training batches since the last evaluation, in training mode (dropout on)", "the end of training",
-            unit="loss"),
-    Measure("final_val_loss", "validation loss", "val loss", "validation split", "every image", "the end of training",
-            unit="loss"),
-    Measure("final_test_loss", "test loss", "test loss", "test split", "every image", "the end of training",
-            unit="loss"),
+            "the training batches since the last evaluation, in training mode (dropout on)", "the end of training"),
+    Measure("final_val_loss", "validation loss", "val loss", "validation split", "every image", "the end of training"),
+    Measure("final_test_loss", "test loss", "test loss", "test split", "every image", "the end of training"),
     Measure("train_seconds", "training seconds (shared machine)", "train s", "training", "every optimizer step, "
-            "evaluation excluded, timed while other jobs shared the machine", "the whole run", unit="seconds"),
+            "evaluation excluded, timed while other jobs shared the machine", "the whole run"),
 )}
 
 
@@ -60,10 +56,14 @@ def facts_table(runs: pd.DataFrame) -> pd.DataFrame:
     """A study's facts: one row per (measure, run), the measure's name and definition beside the run's cell
     (label), seed, status and value; runs without a value for a measure (diverged, older folders) keep an
     empty value rather than a missing row."""
-    rows = []
+    frames = []
     for measure in MEASURES.values():
-        for _, run in runs.iterrows():
-            value = pd.to_numeric(pd.Series([run.get(measure.column)]), errors="coerce").iloc[0]
-            rows.append({"measure": measure.column, "name": measure.name, "definition": measure.definition,
-                         "cell": run["label"], "seed": int(run["seed"]), "status": run["status"], "value": value})
-    return pd.DataFrame(rows, columns=["measure", "name", "definition", "cell", "seed", "status", "value"])
+        values = (pd.to_numeric(runs[measure.column], errors="coerce") if measure.column in runs
+                  else pd.Series(float("nan"), index=runs.index))
+        frames.append(pd.DataFrame({"measure": measure.column, "name": measure.name, "definition": measure.definition,
+                                    "cell": runs["label"], "seed": runs["seed"].astype(int), "status": runs["status"],
+                                    "value": values}))
+    return pd.concat(frames, ignore_index=True)[FACT_COLUMNS]
+
+
+FACT_COLUMNS = ["measure", "name", "definition", "cell", "seed", "status", "value"]

@@ -578,7 +578,8 @@ def speedup_table(paired: pd.DataFrame) -> dict:
     return table("Speedup from BN: optimizer steps the no-BN run needs to reach its best validation accuracy, "
                  "divided by those the BN run needs to reach the same accuracy; geometric mean over seeds; 95% "
                  f"{INTERVAL_METHOD} of the log ratios, from at least {MIN_SEEDS} seeds. The steps are read on the "
-                 "evaluation grid: the last column is the range the mean ratio may take between evaluations "
+                 "evaluation grid: the column 'on the evaluation grid' is the range the mean ratio may take between "
+                 "evaluations "
                  "(≥: BN met the target by its first evaluation, the grid's ceiling).",
                  ["setting", "BN", "steps speedup [95% CI]", "on the evaluation grid",
                   "in time, steps timed alone [95% CI]", "per step, training loss [95% CI]"], rows,

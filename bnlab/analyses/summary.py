@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from bnlab.analyses.collect import collect_curves, collect_runs, read_runs, setting_name
+from bnlab.analyses.collect import collect_curves, collect_runs, load_runs, read_runs, setting_name
 from bnlab.analyses.evidence import chance_limit
 from bnlab.analyses.formats import fmt_loss, fmt_num, fmt_pct
 from bnlab.analyses.measures import MEASURES, facts_table, name
@@ -200,11 +200,12 @@ RUNS_CSV, SUMMARY_CSV, CURVES, FACTS_CSV = "runs.csv", "summary.csv", "curves.pa
 def compute(ctx) -> None:
     """Run table, summary over seeds and long curve data (the tables other analyses read)."""
     study = ctx.study
-    runs = collect_runs(study, ctx.run_root)
+    loaded = load_runs(study, ctx.run_root)  # each run folder read once for the run table and the curves
+    runs = collect_runs(study, ctx.run_root, loaded)
     runs.to_csv(ctx.out / RUNS_CSV, index=False)
     summarize(runs, study.axes).to_csv(ctx.out / SUMMARY_CSV, index=False)
     facts_table(runs).to_csv(ctx.out / FACTS_CSV, index=False)  # every measure of every run, with its definition
-    curves = collect_curves(study, ctx.run_root)
+    curves = collect_curves(study, ctx.run_root, loaded)
     curves.to_parquet(ctx.out / CURVES, index=False)
     print(f"{study.name}: {len(runs)} runs, {int((runs.status == 'diverged').sum())} diverged")
 
@@ -221,9 +222,7 @@ def evaluation_note(runs) -> str:
 
 
 # Short headers keep the nine columns on an A4 page; the caption spells them out.
-SUMMARY_HEADER = ["setting", "diverged/runs"] + [MEASURES[c].short for c in (
-    "best_val_acc", "final_train_acc", "final_test_acc", "final_train_loss", "final_val_loss", "final_test_loss",
-    "train_seconds")]
+SUMMARY_HEADER = ["setting", "diverged/runs"] + [MEASURES[column].short for column, _ in SUMMARY_METRICS]
 
 
 def summary_table(summary: pd.DataFrame, note: str = "", runs: pd.DataFrame | None = None) -> dict:
