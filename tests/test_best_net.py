@@ -11,6 +11,7 @@ import torch
 from bnlab import runfolder
 from bnlab.analyses.best_net import (against_base, candidate_table, choose_best, first_conv_and_maps,
                                      map_stats, pareto_front, run_spread, structure)
+from bnlab.analyses.consistency import check_study
 from bnlab.analyses.runner import run_analysis
 from bnlab.config import build_plan
 from bnlab.data import load_prepared
@@ -138,6 +139,15 @@ def test_a_run_leaves_its_final_weights_and_the_section_looks_inside(tmp_path, d
     assert f"Its test error is {100 * (1 - best.test_acc):.1f}%" in text
     assert "Pareto front" in text and "feature maps are zero everywhere" in text
     assert len(frag["tables"][0]["rows"]) == 3
+    # every candidate's stated accuracies are the study's facts; one fact changed is found
+    folder = results / "studies" / "s"
+    run_analysis(study, "summary", results=results)  # the facts table
+    checked, problems = check_study(folder)
+    assert problems == [] and checked >= 2 * len(table)
+    facts = pd.read_csv(folder / "summary" / "facts.csv")
+    facts.loc[(facts.measure == "final_val_acc") & (facts.cell == best.label), "value"] = 0.01
+    facts.to_csv(folder / "summary" / "facts.csv", index=False)
+    assert any(p.startswith(f"best_net {best.label} val_acc") for p in check_study(folder)[1])
 
 
 def test_a_diverged_candidate_keeps_a_marked_row_and_leaves_the_choice():

@@ -1,14 +1,15 @@
 """One number, one definition: each measure of a run has one name, and what the summary and the declared
 comparisons state for it is the study's facts table (the summary's facts.csv) or its mean."""
 
-import re
-
 import pandas as pd
 import pytest
 
-from bnlab.analyses import run_analysis
+from bnlab.analyses import resolve_study_analyses, run_analysis
+from bnlab.analyses.consistency import check_study
+from bnlab.analyses.consistency import main as consistency_main
 from bnlab.analyses.measures import MEASURES, name
 from bnlab.analyses.summary import SUMMARY_METRICS
+from bnlab.config import build_plan
 from tests.test_comparisons import PAIR, study_with, write_runs
 
 VALUES = {("none", 0): (0.91, 0.880, 0.30, 0.41), ("none", 1): (0.93, 0.874, 0.28, 0.43),
@@ -25,45 +26,26 @@ def test_two_measures_never_share_a_name():
     assert name("best_val_acc") != name("final_val_acc") and "subset" in name("best_val_acc")
 
 
-def inconsistencies(facts: pd.DataFrame, folder, study) -> list[str]:
-    """Every number the summary and comparisons state for a run's measure, against the facts table."""
-    problems = []
-    ok = facts[facts.status == "ok"]
-    summary = pd.read_csv(folder / "summary" / "summary.csv")
-    for column, short in SUMMARY_METRICS:
-        for _, row in summary.iterrows():
-            values = ok[(ok.measure == column) & (ok.cell == row["label"])].value.dropna()
-            if len(values) and abs(values.mean() - row[f"{short}_mean"]) > 1e-12:
-                problems.append(f"summary.csv {row['label']} {column}: {row[f'{short}_mean']} != {values.mean()}")
-    # the summary table as printed: each accuracy cell's mean, at its printed precision
-    frag = pd.read_json(folder / "summary" / "fragment.json", typ="series")
-    table = frag["tables"][0]
-    header = table["header"]
-    for row in table["rows"]:
-        label = row["cells"][0]
-        for column in ("best_val_acc", "final_train_acc", "final_test_acc"):
-            cell = row["cells"][header.index(MEASURES[column].short)]
-            printed = float(re.match(r"[\d.]+", cell).group()) / 100
-            mean = ok[(ok.measure == column) & (ok.cell == label)].value.mean()
-            if abs(printed - mean) > 0.0005 + 1e-12:
-                problems.append(f"summary table {label} {column}: {cell} != {100 * mean:.1f}")
-    per_seed = pd.read_csv(folder / "comparisons" / "comparisons.csv")
-    for pair in study.compare:
-        a, b = (study.label(study.select(pair[side])[0]) for side in ("a", "b"))
-        for _, row in per_seed[per_seed.comparison == pair["name"]].iterrows():
-            for side, cell in (("a", a), ("b", b)):
-                value = facts[(facts.measure == row["metric"]) & (facts.cell == cell) & (facts.seed == row["seed"])]
-                if len(value) != 1 or abs(value.value.iloc[0] - row[side]) > 1e-12:
-                    problems.append(f"comparisons {pair['name']} {row['metric']} seed {row['seed']} {side}: "
-                                    f"{row[side]} != {value.value.tolist()}")
-    return problems
+EXPECT = [{"claim": "BN raises test accuracy", "source": "Ioffe & Szegedy 2015", "test": "higher",
+           "metric": "final_test_acc", "a": {"bn": "hidden"}, "b": {"bn": "none"}},
+          {"claim": "Without BN the gap stays under 10 points", "source": "a seed", "test": "below",
+           "metric": "train_test_gap", "value": 0.1, "cells": [{"bn": "none"}]}]
+
+
+def with_expectations(study):
+    """The comparison study with two expectations: a paired one and one on a derived measure of one cell."""
+    cfg = {"data": {"val_size": 300},
+           "defaults": {"dataset": "digits", "model": "mlp", "widths": [16], "epochs": 1, "batch_size": 64},
+           "studies": {"s": {"title": "t", "question": "q", "grid": {"bn": ["none", "hidden"]},
+                             "seeds": list(study.seeds), "compare": PAIR, "expect": EXPECT}}}
+    return resolve_study_analyses(build_plan(cfg).studies["s"])
 
 
 @pytest.fixture
 def built(tmp_path):
-    study = study_with(PAIR, seeds=(0, 1, 2))
+    study = with_expectations(study_with(PAIR, seeds=(0, 1, 2)))
     write_runs(tmp_path, study, VALUES)
-    for analysis in ("summary", "comparisons"):
+    for analysis in ("summary", "comparisons", "expectations"):
         run_analysis(study, analysis, results=tmp_path)
     folder = tmp_path / "studies" / "s"
     return study, folder, pd.read_csv(folder / "summary" / "facts.csv")
@@ -80,11 +62,40 @@ def test_the_facts_table_holds_every_measure_of_every_run_with_its_definition(bu
 
 def test_every_number_stated_for_a_measure_is_the_facts_tables(built):
     study, folder, facts = built
-    assert inconsistencies(facts, folder, study) == []
-    # and a fact the report did not state (one run's test accuracy changed) is found
-    changed = facts.copy()
-    hit = (changed.measure == "final_test_acc") & (changed.cell == "bn=hidden") & (changed.seed == 2)
-    changed.loc[hit, "value"] = 0.5
-    found = inconsistencies(changed, folder, study)
-    assert any("summary.csv bn=hidden final_test_acc" in p for p in found)
-    assert any("comparisons BN against none final_test_acc seed 2 a" in p for p in found)
+    checked, problems = check_study(folder)
+    assert problems == []
+    # summary means of 2 cells (the fake runs have no final_val_loss) and their 3 printed accuracies;
+    # 4 compared metrics x 3 seeds x 2 sides and their 2 means; the pair expectation's 2 x 3 seeds, the gap's 3
+    assert checked == ((len(SUMMARY_METRICS) - 1) * 2 + 3 * 2) + (4 * 3 * 2 + 4 * 2) + (3 * 2 + 3)
+
+
+def test_a_fact_no_analysis_stated_is_found(built):
+    """One run's test accuracy changed in the facts: the summary, the comparison (per seed and its mean) and
+    the expectation that stated it each disagree, and the gap of a run of the other cell is untouched."""
+    study, folder, facts = built
+    hit = (facts.measure == "final_test_acc") & (facts.cell == "bn=hidden") & (facts.seed == 2)
+    facts.loc[hit, "value"] = 0.5
+    facts.to_csv(folder / "summary" / "facts.csv", index=False)
+    _, found = check_study(folder)
+    assert any(p.startswith("summary.csv bn=hidden final_test_acc") for p in found)
+    assert any(p.startswith("summary table bn=hidden final_test_acc") for p in found)
+    assert any(p.startswith("comparisons BN against none final_test_acc seed 2 a") for p in found)
+    assert any(p.startswith("comparisons BN against none final_test_acc mean a") for p in found)
+    assert any(p.startswith("expectation 'BN raises test accuracy' final_test_acc seed 2") for p in found)
+    assert not any("gap stays" in p for p in found)
+    # a run of the cell the gap expectation states: found there too
+    hit = (facts.measure == "final_train_acc") & (facts.cell == "bn=none") & (facts.seed == 0)
+    facts.loc[hit, "value"] = 0.1
+    facts.to_csv(folder / "summary" / "facts.csv", index=False)
+    _, found = check_study(folder)
+    assert any(p.startswith("expectation 'Without BN the gap stays under 10 points' train_test_gap seed 0")
+               for p in found)
+
+
+def test_the_check_runs_over_a_results_folder(built, capsys):
+    study, folder, facts = built
+    assert consistency_main(["--results", str(folder.parent.parent)]) == 0
+    assert "1 studies: " in capsys.readouterr().out
+    facts.loc[0, "value"] = 7.0
+    facts.to_csv(folder / "summary" / "facts.csv", index=False)
+    assert consistency_main(["--results", str(folder.parent.parent)]) == 1

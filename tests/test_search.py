@@ -221,7 +221,7 @@ def test_the_report_shows_a_stage_of_draws_as_its_range():
     from bnlab.report.context import _axis_text
 
     draws = [f"draw{i}-l2_coarse" for i in range(1, 21)]
-    assert _axis_text(draws) == "draw1-l2_coarse ... draw20-l2_coarse (20 draws)"
+    assert _axis_text(draws) == "20 values drawn at random near the best of study 'l2_coarse' (the summary lists them)"
     # anything else is listed value by value: numbers, a gap in the draws, draws of two studies
     assert _axis_text(["1e-05", "0.001"]) == "1e-05, 0.001"
     # a linspace axis (values rounded to 6 significant digits) as its ends; an uneven one listed

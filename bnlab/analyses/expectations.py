@@ -145,6 +145,13 @@ def _cell_text(ctx, partial: dict) -> str:
     return f"{words} ({len(labels)} cells)" if labels else words
 
 
+def _stated(ctx, partial: dict, values: dict) -> list[dict]:
+    """What a verdict states per run, for the consistency check (bnlab.analyses.consistency): each value with
+    its seed (None for a value over seeds) and the labels of the cells it may belong to."""
+    cells = list(dict.fromkeys(ctx.study.label(r) for r in ctx.study.select(partial)))
+    return [{"cells": cells, "seed": s, "value": x} for s, x in values.items()]
+
+
 def _seeds_text(values: dict) -> str:
     if list(values) == [None]:
         return "one value"
@@ -201,7 +208,8 @@ def check_pair(exp: dict, values: Values) -> dict:
     reason = _one_value_wording(reason, va, vb) + _scale_note(paired, ctx.study)
     if notes:
         reason += "; " + "; ".join(notes)
-    return {"verdict": verdict, "reason": reason, "observed": observed}
+    return {"verdict": verdict, "reason": reason, "observed": observed,
+            "values": _stated(ctx, exp["a"], va) + _stated(ctx, exp["b"], vb)}
 
 
 def check_faster(exp: dict, values: Values, curves: pd.DataFrame) -> dict:
@@ -243,15 +251,17 @@ def check_faster(exp: dict, values: Values, curves: pd.DataFrame) -> dict:
     return {"verdict": verdict, "reason": reason, "observed": observed}
 
 
-def _cells_values(exp: dict, values: Values) -> tuple[list[tuple[str, object, float]], list[str]]:
-    """(cell label, seed, value) of every finished run (or measure entry) of the expectation's cells."""
-    out, notes = [], []
+def _cells_values(exp: dict, values: Values) -> tuple[list[tuple[str, object, float]], list[str], list[dict]]:
+    """(cell label, seed, value) of every finished run (or measure entry) of the expectation's cells, the
+    notes (diverged runs) and what is stated per run (_stated)."""
+    out, notes, stated = [], [], []
     for partial in exp["cells"] or [{}]:
         v, n = values.of(exp["metric"], partial)
         label = _cell_text(values.ctx, partial) if partial else ("every run" if values.ctx.study.runs else "value")
         out += [(label, s, x) for s, x in sorted(v.items(), key=lambda t: (t[0] is None, t[0] or 0))]
         notes += [f"{label}: {x}" for x in n]
-    return out, notes
+        stated += _stated(values.ctx, partial, v)
+    return out, notes, stated
 
 
 def check_cells(exp: dict, values: Values) -> dict:
@@ -269,7 +279,7 @@ def check_cells(exp: dict, values: Values) -> dict:
         else:
             verdict, reason = ev.judge_all([not f for f in flags], what="finished", none_what="diverged")
         return {"verdict": verdict, "reason": reason, "observed": observed}
-    items, notes = _cells_values(exp, values)
+    items, notes, stated = _cells_values(exp, values)
     observed = "; ".join(f"{label}" + (f" seed {s}" if s is not None else "") + f": {fmt_value(metric, x)}"
                          for label, s, x in items) or "no finished run"
     unit = "value" if items and all(s is None for _, s, _ in items) else "run"
@@ -296,7 +306,7 @@ def check_cells(exp: dict, values: Values) -> dict:
         reason += "; " + "; ".join(notes)
         if verdict == ev.CONFIRMED:  # a diverged run has no number: the claim is not shown for every run
             verdict, reason = ev.INCONCLUSIVE, reason + " (no number to judge a diverged run by)"
-    return {"verdict": verdict, "reason": reason, "observed": observed}
+    return {"verdict": verdict, "reason": reason, "observed": observed, "values": stated}
 
 
 # Claims on final numbers: judged only on runs that finished training (evidence.still_training)

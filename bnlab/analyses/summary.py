@@ -465,13 +465,13 @@ def picked_rates_findings(ctx) -> list[str]:
     for (param, source, kind), records in searched.items():
         first = records[0]
         if kind == "best":
-            sentences.append(f"{param} = {first['value']:.3g} (written best-{source}) is the value whose runs in "
+            sentences.append(f"{param} = {first['value']:.3g} is the value whose runs in "
                              f"study '{source}' reached the highest final validation accuracy, "
                              f"{first['best_final_val_acc']:.2%}.")
         else:
             lo, hi = first["range"]
             values = ", ".join(f"{r['value']:.3g}" for r in sorted(records, key=lambda r: r["draw"]))
-            sentences.append(f"The {len(records)} values of {param} written draw<i>-{source} are seeded uniform "
+            sentences.append(f"The {len(records)} values of {param} are seeded uniform "
                              f"draws (generator seed {first['draw_seed']}) on [{lo:.3g}, {hi:.3g}], the grid "
                              f"neighbours of study '{source}''s best value {first['best']:.3g}: {values}.")
     for (source, curve), values in used.items():

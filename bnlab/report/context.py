@@ -39,14 +39,16 @@ def setup_rows(study: StudyPlan) -> list[tuple[str, str]]:
 
 
 def _axis_text(values: list[str]) -> str:
-    """An axis's values as one line; a search stage's draws (draw1-s ... drawN-s) as their range,
-    which a reader takes in at a glance and the table's column has room for."""
+    """An axis's values as one line; a search stage's draws (written draw1-s ... drawN-s in the config, a
+    notation a reader was never taught) as what they are: N values drawn near the best of study s. Their
+    numbers are known only once the runs start; the summary lists them."""
     refs = [search_ref(v) for v in values]
     if len(values) > 2 and all(r is not None and r[0] == "draw" for r in refs) and len({r[2] for r in refs}) == 1:
         indices = sorted(r[1] for r in refs)
         if indices == list(range(indices[0], indices[0] + len(indices))):
             study = refs[0][2]
-            return f"draw{indices[0]}-{study} ... draw{indices[-1]}-{study} ({len(values)} draws)"
+            return (f"{len(values)} values drawn at random near the best of study '{study}' "
+                    "(the summary lists them)")
     numbers = _numbers(values)
     if numbers is not None and len(numbers) > 6:
         steps = [b - a for a, b in zip(numbers, numbers[1:])]
