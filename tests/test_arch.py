@@ -209,7 +209,7 @@ def test_build_section(tmp_path):
     used = [("mlp", (1, 28, 28)), ("cnn", (1, 28, 28)), ("lenet5", (1, 28, 28))]
     build_section(used, tmp_path)
     data = json.loads((tmp_path / "section.json").read_text())
-    assert set(data) == {"tables", "figures", "findings", "background"} and data["figures"] == []
+    assert set(data) == {"tables", "figures", "findings", "background", "answers"} and data["figures"] == []
     for table in data["tables"]:
         assert table["caption"] and table["rows"]
         assert all(len(row) == len(table["header"]) for row in table["rows"])

@@ -73,3 +73,60 @@ def test_published_numbers_reproduced_and_missed_with_what_differs_said_once():
 
 def test_a_study_with_nothing_to_discuss_has_no_discussion():
     assert discussion({}, []) == []
+
+
+def test_an_analysis_that_answers_the_question_leads_the_discussion():
+    answers = ["Where does the loss start falling? At lr 0.004."]
+    paragraphs = discussion({"answers": answers, "references": [{"verdict": "not scored"}]}, [])
+    assert paragraphs[0] == answers[0] and len(paragraphs) == 2
+
+
+def test_the_lr_range_test_answers_where_the_loss_falls_and_blows_up():
+    import pandas as pd
+
+    from bnlab.analyses.lr_range import lr_range_answers
+
+    table = pd.DataFrame([
+        {"curve": "grid", "lr_min": 0.0046, "lr_max": 0.02, "lr_at_min": 0.06, "lr_blowup": 10.0, "error": ""},
+        {"curve": "sweep", "lr_min": 0.0017, "lr_max": 0.035, "lr_at_min": 0.11, "lr_blowup": float("nan"),
+         "error": ""}])
+    (text,) = lr_range_answers(table)
+    assert "blow up? The grid test's loss starts falling (by a tenth of its drop) at lr 0.0046 and is lowest at 0.06; " \
+           "it blows up from lr 10" in text
+    assert "the sweep test's loss starts falling (by a tenth of its drop) at lr 0.0017 and is lowest at 0.11; " \
+           "it did not blow up within the range" in text
+    assert text.endswith("a factor 1.8 apart.")
+    # a test that gave no bounds answers nothing
+    assert lr_range_answers(table.assign(error="no fall")) == []
+
+
+def draws(reached, best_score=0.845, n=5000):
+    return {("l2", "coarse", "draw"): [
+        {"value": 0.04 + i / 1000, "reached": r, "best_final_val_acc": best_score, "best": 0.0421, "val_images": n}
+        for i, r in enumerate(reached)]}
+
+
+def test_a_stage_of_draws_answers_whether_it_found_a_better_value():
+    from bnlab.analyses.summary import search_stage_answers
+
+    (within,) = search_stage_answers(draws([0.841, 0.846, 0.843]))
+    assert ("The best of the 3 draws, l2 = 0.041, reached 84.6% final validation accuracy (whole split) against "
+            "84.5% at the best l2 of 'coarse', 0.0421: +0.1 points, no: within two standard errors") in within
+    (better,) = search_stage_answers(draws([0.841, 0.87, 0.843]))
+    assert "+2.5 points, yes: beyond two standard errors (±1.4 points on 5,000 images)" in better
+    (worse,) = search_stage_answers(draws([0.80, 0.81]))
+    assert "no: lower by more than two standard errors" in worse
+    (none,) = search_stage_answers(draws([None, None]))
+    assert "No run of this stage finished" in none
+    # a stage written best-<study> is not a stage of draws
+    assert search_stage_answers({("l2", "fine", "best"): [{"value": 1.0}]}) == []
+
+
+def test_the_architecture_section_answers_its_three_questions():
+    from bnlab.analyses.architecture.section import section_data
+
+    answers = section_data([])["answers"]
+    assert [a.split("?")[0] for a in answers] == ["Where do parameters and memory sit",
+                                                  "What do stacked small convolutions see",
+                                                  "How much does dimension reduction save"]
+    assert "13x13" in answers[1] and "3.15x fewer multiplies" in answers[2]

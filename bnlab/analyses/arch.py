@@ -53,7 +53,8 @@ def section_fragment(ctx) -> dict:
     if BACKGROUND_AS_FINDINGS:
         findings += background_findings(background)
     frag = fragment(tables=tables, findings=findings, figures=section.get("figures", []),
-                    references=["Simonyan & Zisserman 2014", "Szegedy et al. 2014"] if background else [])
+                    references=["Simonyan & Zisserman 2014", "Szegedy et al. 2014"] if background else [],
+                    stats={"answers": section.get("answers", [])})
     frag["background"] = background
     return frag
 

@@ -89,6 +89,11 @@ def still_training_words(rising: list[str]) -> str:
             f"per epoch over their last {TAIL_POINTS} validation points ({shown})")
 
 
+def binomial_se(p: float, n: int) -> float:
+    """Binomial standard error of an accuracy p measured on n images: the noise of one run's accuracy."""
+    return math.sqrt(max(p * (1 - p), 0.0) / n) if n > 0 else math.nan
+
+
 def finite(x) -> bool:
     return x is not None and isinstance(x, (int, float, np.floating, np.integer)) and math.isfinite(float(x))
 

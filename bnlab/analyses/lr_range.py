@@ -29,6 +29,28 @@ def lr_range_findings(table: pd.DataFrame) -> list[str]:
     return sentences
 
 
+def lr_range_answers(table: pd.DataFrame) -> list[str]:
+    """The study's question in words: where the loss starts falling and where it blows up, per way of testing,
+    and how far apart the two ways put lr_max."""
+    done = table[table.error == ""]
+    if done.empty:
+        return []
+    parts = []
+    for _, r in done.iterrows():
+        blowup = (f"it blows up from lr {r['lr_blowup']:.2g}" if pd.notna(r["lr_blowup"])
+                  else "it did not blow up within the range")
+        parts.append(f"the {r['curve']} test's loss starts falling (by a tenth of its drop) at lr {r['lr_min']:.2g} and is lowest at "
+                     f"{r['lr_at_min']:.2g}; {blowup}")
+    joined = "; ".join(parts)
+    text = "Where does the loss start falling, and where does it blow up? " + joined[:1].upper() + joined[1:] + "."
+    if len(done) == 2:
+        a, b = done.iloc[0], done.iloc[1]
+        ratio = max(a["lr_max"], b["lr_max"]) / min(a["lr_max"], b["lr_max"])
+        text += (f" The two ways give lr_max {a['lr_max']:.2g} ({a['curve']}) and {b['lr_max']:.2g} ({b['curve']}), "
+                 f"a factor {ratio:.1f} apart.")
+    return [text]
+
+
 # ------------------------------------------------------- the registry entry
 # The picks table, as the lr_picks job writes it for training (it is not read from here).
 PICKS_CSV, FIGURE_PNG = PICKS_TABLE, "lr_range.png"
@@ -59,7 +81,8 @@ def fragment(ctx) -> dict:
         tables=[table("LR range test picks. Rule: " + (found.rule.iloc[0] if len(found) else ""),
                       ["curve", "lowest loss at lr", "lr_min", "lr_max", "blew up from lr"], rows,
                       [bool(e) for e in found.error])],
-        findings=lr_range_findings(found), references=["Smith 2017"])
+        findings=lr_range_findings(found), references=["Smith 2017"],
+        stats={"answers": lr_range_answers(found)})
 
 
 register(Analysis(

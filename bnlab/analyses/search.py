@@ -15,6 +15,7 @@ import math
 
 import pandas as pd
 
+from bnlab.analyses.evidence import binomial_se
 from bnlab.analyses.measures import name
 from bnlab.analyses.formats import fmt_num, fmt_pct
 from bnlab.analyses.registry import Analysis, figure, register, table
@@ -23,11 +24,6 @@ from bnlab.data.limits import val_size_for
 from bnlab.search import METRIC, SEARCH_TABLE, best, candidates, earlier_stages, scores, searched_params
 
 STAGES_CSV, FIGURE_PNG = "stages.csv", "search.png"
-
-
-def standard_error(p: float, n: int) -> float:
-    """Binomial standard error of an accuracy p measured on n images."""
-    return math.sqrt(max(p * (1 - p), 0.0) / n) if n > 0 else math.nan
 
 
 def plan_params(plan, study) -> dict:
@@ -71,7 +67,7 @@ def stage_summaries(rows: pd.DataFrame, param: str, val_size: int) -> list[dict]
             top = best(group, param)
         except ValueError:
             top = {"value": math.nan, "score": math.nan}
-        se = standard_error(top["score"], val_size) if math.isfinite(top["score"]) else math.nan
+        se = binomial_se(top["score"], val_size) if math.isfinite(top["score"]) else math.nan
         close = int((by_value.score >= top["score"] - 2 * se).sum()) if math.isfinite(se) else 0
         ok = group[group.status == "ok"]
         out.append({"stage": int(stage), "study": group.study.iloc[0], "runs": len(group),

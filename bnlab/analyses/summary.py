@@ -13,7 +13,7 @@ import math
 import pandas as pd
 
 from bnlab.analyses.collect import collect_curves, collect_runs, load_runs, read_runs, setting_name
-from bnlab.analyses.evidence import chance_limit
+from bnlab.analyses.evidence import binomial_se, chance_limit
 from bnlab.analyses.formats import fmt_loss, fmt_num, fmt_pct
 from bnlab.analyses.measures import MEASURES, facts_table, name
 from bnlab.analyses.registry import Analysis, register, table
@@ -447,20 +447,56 @@ def references_findings(verdicts: list[dict]) -> list[str]:
     return sentences
 
 
-def picked_rates_findings(ctx) -> list[str]:
-    """The numbers behind 'pick-<study>' rates, as the runs recorded them (metrics.json 'picked')."""
-
+def picked_values(ctx) -> tuple[dict, dict]:
+    """What the runs recorded of their picked values (metrics.json 'picked'): the rates of each LR range test
+    {(study, curve): {(param, value)}} and the search records {(param, study, kind): [record + what it reached]}."""
     used: dict[tuple, set] = {}
     searched: dict[tuple, list] = {}
     for run in ctx.study.runs:
         if not run.picks and not run.searches:
             continue
-        picked = read_json(ctx.run_dir(run) / METRICS).get("picked") or {}
-        for param, p in picked.items():
+        metrics = read_json(ctx.run_dir(run) / METRICS)
+        for param, p in (metrics.get("picked") or {}).items():
             if "curve" in p:
                 used.setdefault((p["study"], p["curve"]), set()).add((param, p["value"]))
-            else:  # a search stage (bnlab/search.py)
-                searched.setdefault((param, p["study"], p["kind"]), []).append(p)
+            else:  # a search stage (bnlab/search.py), with what the run reached
+                searched.setdefault((param, p["study"], p["kind"]), []).append(
+                    {**p, "reached": metrics.get("final_val_acc") if metrics.get("status") == "ok" else None,
+                     "val_images": (metrics.get("eval_images") or {}).get("val_full", 0)})
+    return used, searched
+
+
+def search_stage_answers(searched: dict) -> list[str]:
+    """A stage of draws near an earlier stage's best answers whether it found a better value: its best mean
+    final validation accuracy against the earlier best (both on the whole validation split), judged against
+    two binomial standard errors of one run's accuracy, the noise the search's own table uses."""
+    answers = []
+    for (param, source, kind), records in searched.items():
+        if kind != "draw":
+            continue
+        by_value: dict[float, list[float]] = {}
+        for r in records:
+            if r["reached"] is not None:
+                by_value.setdefault(r["value"], []).append(r["reached"])
+        if not by_value:
+            answers.append(f"Does drawing near the best of '{source}' find a better {param}? No run of this stage "
+                           "finished, so it cannot say.")
+            continue
+        value, runs = max(by_value.items(), key=lambda item: sum(item[1]) / len(item[1]))
+        ours, theirs, n = sum(runs) / len(runs), records[0]["best_final_val_acc"], records[0]["val_images"]
+        gain, se = ours - theirs, math.hypot(binomial_se(ours, n), binomial_se(theirs, n))
+        verdict = ("yes: beyond two standard errors" if gain > 2 * se else
+                   "no: within two standard errors, so the draws found nothing the earlier stage had not"
+                   if abs(gain) <= 2 * se else "no: lower by more than two standard errors")
+        answers.append(f"Does drawing near the best of '{source}' find a better {param}? The best of the "
+                       f"{len(records)} draws, {param} = {value:.3g}, reached {_pct(ours)} {name('final_val_acc')} "
+                       f"against {_pct(theirs)} at the best {param} of '{source}', {records[0]['best']:.3g}: "
+                       f"{100 * gain:+.1f} points, {verdict} (±{200 * se:.1f} points on {n:,} images).")
+    return answers
+
+
+def picked_rates_findings(used: dict, searched: dict) -> list[str]:
+    """The numbers behind 'pick-<study>' rates and searched values, as the runs recorded them."""
     sentences = []
     for (param, source, kind), records in searched.items():
         first = records[0]
@@ -491,16 +527,17 @@ def fragment(ctx) -> dict:
     tables = [summary_table(summary, evaluation_note(study.runs), runs), *references_tables(items)]
     verdicts = [item["verdict"] for item in items]
     first = read_json(ctx.run_dir(study.runs[0]) / METRICS)
+    used, searched = picked_values(ctx)
     return make_fragment(
         tables=tables,
-        findings=(picked_rates_findings(ctx) + generic_findings(summary) + split_findings(summary, runs)
+        findings=(picked_rates_findings(used, searched) + generic_findings(summary) + split_findings(summary, runs)
                   + bn_comparison_findings(summary, study.axes)
                   + references_findings(verdicts)),
         stats={"n_runs": len(runs), "n_diverged": int((runs.status == "diverged").sum()),
                "train_seconds": float(pd.to_numeric(runs.train_seconds, errors="coerce").sum()),
                "dataset_source": first.get("dataset_source", ""),
                # [{"what", "verdict": "inside" | "outside" | "not scored", "ours", "band", "reason", ...}]
-               "references": verdicts},
+               "references": verdicts, "answers": search_stage_answers(searched)},
         data=[{"file": RUNS_CSV, "caption": "One row per run: its setting, seed and status (ok or diverged), steps and "
                "training seconds, and its best and final accuracies and losses (accuracies as fractions) on the "
                "training, validation and test sets."},

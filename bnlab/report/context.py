@@ -83,7 +83,7 @@ def study_context(study: StudyPlan, results: Path, studies_root: Path, *, failed
     """
     failed = failed or {}
     figures, tables, findings, references, stats = [], [], [], [], {}
-    background, expectations, verdicts = [], [], []
+    background, expectations, verdicts, answers = [], [], [], []
     for name in study.analyses:
         if name in failed:
             findings.append(f"Analysis '{name}' could not be computed from the finished runs: {failed[name]}")
@@ -104,6 +104,7 @@ def study_context(study: StudyPlan, results: Path, studies_root: Path, *, failed
         if part_stats.get("expectations"):
             expectations.append(part_stats["expectations"])
         verdicts += part_stats.get("references") or []
+        answers += part_stats.get("answers") or []
         stats.update(part_stats)
     return {
         "name": study.name,
@@ -130,7 +131,7 @@ def study_context(study: StudyPlan, results: Path, studies_root: Path, *, failed
         "reference_verdicts": verdicts,
         "completeness": None,
         # the seed's questions answered in words from the verdicts above (bnlab.report.discussion)
-        "discussion": discussion({**stats, "references": verdicts,
+        "discussion": discussion({**stats, "references": verdicts, "answers": answers,
                                   "expectations": {"items": [i for e in expectations for i in e.get("items", [])]}},
                                  study.seed_differences() if study.scale else []),
     }

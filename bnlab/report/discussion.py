@@ -4,8 +4,8 @@ The seeds' own reports end each problem with a discussion: are the results what
 the literature expects, and where not, why; which of the compared settings is
 better, and by how much; how the numbers stand against the published ones. This
 module writes those paragraphs from the verdicts and numbers already in the
-study's fragments (the expectations' items, the comparisons' per-metric results,
-the summary's reference verdicts). It computes nothing of its own: every number
+study's fragments (the answers an analysis gives to the study's question, the expectations' items, the
+comparisons' per-metric results, the summary's reference verdicts). It computes nothing of its own: every number
 it prints is one a table of the section prints too, in the same words
 (comparisons.metric_phrase), so the Discussion cannot disagree with them.
 """
@@ -116,9 +116,11 @@ def published_paragraph(verdicts: list[dict] | None) -> str | None:
 
 
 def discussion(stats: dict, setting_gaps: list[str]) -> list[str]:
-    """The Discussion's paragraphs (none when the study has nothing to discuss: no claims, no pairs,
-    no published numbers)."""
-    paragraphs = [expectations_paragraph(stats.get("expectations"), setting_gaps),
+    """The Discussion's paragraphs (none when the study has nothing to discuss: no answers, no claims, no
+    pairs, no published numbers). An analysis that answers the study's own question in words (stats
+    "answers": the LR range test, the architecture accounting, a search stage) leads it."""
+    paragraphs = [" ".join(stats.get("answers") or []) or None,
+                  expectations_paragraph(stats.get("expectations"), setting_gaps),
                   comparisons_paragraph(stats.get("comparisons")),
                   published_paragraph(stats.get("references"))]
     return [p for p in paragraphs if p]

@@ -2,7 +2,7 @@
 
     build_section([("mlp", (1, 28, 28)), ("lenet5", (1, 28, 28))], out_dir)  # -> out_dir/section.json
 
-section.json = {"tables": [{"caption", "header", "rows"}], "figures": [], "findings": [str],
+section.json = {"tables": [{"caption", "header", "rows"}], "figures": [], "findings": [str], "answers": [str],
                 "background": [{"title", "source", "paragraphs": [str]}]};
 every cell is a string, numbers with thousands separators. The background parts
 (bnlab.analyses.architecture.background) explain the seed's questions 3.3 and 3.4(a, d) in words,
@@ -225,9 +225,27 @@ def section_data(models_used: Sequence[tuple[str, tuple[int, int, int]]]) -> dic
     tables.append(inception_part["table"])
     findings.append(FIGURE1_NOTE)
 
+    # The seed's three questions in words, each with the numbers above (the report's Discussion)
+    answers = [
+        f"Where do parameters and memory sit? Apart: in VGG19 the first two blocks hold "
+        f"{_pct(early.activations.sum(), total.activations)} of the activations and "
+        f"{_pct(early.weights.sum(), total.weights)} of the parameters, the three FC layers "
+        f"{_pct(fcs.weights.sum(), total.weights)} of the parameters and {_pct(fcs.activations.sum(), total.activations)} "
+        f"of the activations; in AlexNet {top['name']} alone holds {_pct(top['params'], tp['params'])} of the "
+        f"parameters. Memory goes where the feature maps are large, parameters where the layers are fully connected.",
+        f"What do stacked small convolutions see? Three 5x5 convolutions see a {f3}x{f3} region, as one {f3}x{f3} "
+        f"filter does, with {3 * 5 * 5} weights per channel pair instead of {f3 * f3} "
+        f"({f3 * f3 / (3 * 5 * 5):.1f}x fewer) and two more nonlinearities, which is why VGG stacks 3x3 "
+        f"convolutions (Simonyan & Zisserman 2014).",
+        f"How much does dimension reduction save? On 32x32x256 the inception module with 1x1 reductions needs "
+        f"{seed['saving_ratio']:.2f}x fewer multiplies than the naive one ({100 * seed['saving_fraction']:.1f}% "
+        f"saved), and its output has {hwc(seed['reduction']['output_shape']).split('x')[-1]} channels instead of "
+        f"{hwc(seed['naive']['output_shape']).split('x')[-1]}, so the next layer is cheaper too.",
+    ]
+
     background = [{"title": part["title"], "source": part["source"], "paragraphs": part["paragraphs"]}
                   for part in (stack_part, inception_part)]
-    return {"tables": tables, "figures": [], "findings": findings, "background": background}
+    return {"tables": tables, "figures": [], "findings": findings, "background": background, "answers": answers}
 
 
 def build_section(models_used: list[tuple[str, tuple[int, int, int]]], out_dir: str | Path) -> None:
