@@ -209,3 +209,13 @@ def test_a_miss_says_what_may_differ_once_for_the_rows_that_share_it():
     alone = plan_with([missed])
     cell = references_tables(reference_rows(alone, fake_runs(alone, ACC)))[0]["rows"][0]["cells"][-1]
     assert cell.endswith("what may differ: the paper states no batch size")
+
+
+def test_published_numbers_make_findings_only_when_one_was_scored():
+    unscored = [{"verdict": "not scored", "what": "x", "source": "s", "reason": "setup differs"}]
+    assert references_findings(unscored) == []
+    scored = unscored + [{"verdict": "outside", "what": "LeNet-5 test error", "source": "LeCun et al. 1998",
+                          "reason": "ours 1.20% is outside the band"}]
+    text = " ".join(references_findings(scored))
+    assert "0 reproduced (inside their band), 1 missed (outside), 1 not scored" in text
+    assert "LeNet-5 test error (LeCun et al. 1998): ours 1.20% is outside the band." in text

@@ -394,9 +394,8 @@ def fragment(ctx) -> dict:
                     "over the last training batches in training mode: with dropout on, which by itself lowers it "
                     "for dropout runs, so part of a narrower gap is the measurement's.")
     tab = table(caption, ["expected (source)", "test (metric)", "observed", "verdict: why"], rows, text=True)
-    findings = [f"Of {len(items)} expectation{'s' if len(items) != 1 else ''} checked: {counts[ev.CONFIRMED]} "
-                f"confirmed, {counts[ev.CONTRADICTED]} contradicted, {counts[ev.INCONCLUSIVE]} inconclusive."]
-    findings += [f"Contradicted: {r['claim']} ({r['source']}): {r['reason']}." for r in items
+    # the counts lead the Discussion (bnlab.report.discussion); a finding names only what went against a claim
+    findings = [f"Contradicted: {r['claim']} ({r['source']}): {r['reason']}." for r in items
                  if r["verdict"] == ev.CONTRADICTED]
     return make_fragment(tables=[tab], findings=findings,
                          stats={"expectations": {"counts": counts, "items": items}})

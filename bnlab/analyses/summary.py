@@ -434,10 +434,12 @@ def references_tables(items: list[dict]) -> list[dict]:
 
 
 def references_findings(verdicts: list[dict]) -> list[str]:
-    """One sentence counting the verdicts, and one per scored reference."""
+    """One sentence counting the verdicts, and one per scored reference; nothing when none was scored."""
     if not verdicts:
         return []
     counts = {k: sum(v["verdict"] == k for v in verdicts) for k in ("inside", "outside", "not scored")}
+    if not counts["inside"] and not counts["outside"]:  # nothing scored: the table and the Discussion say why
+        return []
     sentences = [f"Published numbers: {counts['inside']} reproduced (inside their band), {counts['outside']} "
                  f"missed (outside), {counts['not scored']} not scored (a setup not the same as ours, no band, "
                  "or no finished run)."]
