@@ -208,11 +208,18 @@ def diverged_note(c: dict) -> str:
 
 
 def comparison_sentence(c: dict, scale_note: str = "") -> str:
-    """One sentence per comparison, every number from its stats entry; `scale_note` (evidence.where_decided)
-    ends it where a metric was not called for want of seeds."""
+    """One sentence per comparison, every number from its stats entry: the first compared metric (test
+    accuracy) with its means, spread and direction, the others by their mean difference only (the table
+    beside it gives each one's spread, and four full phrases buried the one a reader repeats);
+    `scale_note` (evidence.where_decided) ends it where a metric was not called for want of seeds."""
     kinds = {c["metrics"][metric]["direction"] for metric, _, _ in COMPARED} - {NO_PAIR}
     once = kinds == {ONE_SEED}  # every metric one seed: said once, not four times
-    phrases = [metric_phrase(metric, words, c["metrics"][metric], once) for metric, words, _ in COMPARED]
+    (lead, words, _), *others = COMPARED
+    phrases = [metric_phrase(lead, words, c["metrics"][lead], once)]
+    rest = [f"{words} {_diff(metric, c['metrics'][metric]['diff'])}{' points' if _is_acc(metric) else ''}"
+            for metric, words, _ in others if c["metrics"][metric]["seeds"]]
+    if rest:
+        phrases.append(", ".join(rest) + (" (a - b)" if once else " (a - b; the table gives their spread)"))
     head = f"{c['name']} ({c['a_label']} vs {c['b_label']})" + (", one seed: no spread to judge by" if once else "")
     text = head + ": " + "; ".join(phrases) + "."
     note = diverged_note(c)
