@@ -26,12 +26,12 @@ from bnlab.params import RunSpec
 from bnlab.train.batches import plan_batches
 from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoints
 from bnlab.train.determinism import determinism_warnings, prepare_determinism
-from bnlab.train.fused_loop import Member, train_fused_loop
-from bnlab.train.loop import LoopResult
+from bnlab.train.loop import LoopResult, RunRecord, train_steps
 from bnlab.train.lr_policy import lr_function
 from bnlab.train.optimizers import make_optimizer
 from bnlab.train.run import (_schedule_length, batch_function, bn_snapshotter, build_model, resolve_device,
                              resolve_picks, write_run_folder)
+from bnlab.train.steppers import FusedStepper
 from bnlab.train.tensors import device_splits, with_curve_subsets
 
 def execute_fused(
@@ -81,16 +81,18 @@ def execute_fused(
     fused = FusedNet(models, generators, image_format=image_format)  # members' tensors become views
 
     plan = plan_batches(len(splits.train_x), first.epochs, batch_function(first) or (lambda step: first.batch_size))
-    members = []
-    for spec, (train_spec, _), model, generator, out_dir in zip(specs, resolved, models, generators, out_dirs):
-        optimizer = make_optimizer(train_spec, model.parameters())  # on the views, after fusing
-        policy = CheckpointPolicy(out_dir / CHECKPOINT, checkpoint_every_steps, checkpoint_every_seconds)
-        members.append(Member(
-            model=model, optimizer=optimizer, order_seed=spec.seed, dropout_generator=generator,
-            lr_at=lr_function(train_spec, *_schedule_length(spec, len(splits.train_x))), l2=train_spec.l2,
-            bn_snapshot=bn_snapshotter(model), checkpoint=policy, checkpoint_extra={"params": spec.as_strings()},
-        ))
-    _resume(members, specs, fused, log)
+    optimizers = [make_optimizer(train_spec, model.parameters())  # on the views, after fusing
+                  for (train_spec, _), model in zip(resolved, models)]
+    runs = [RunRecord(order_seed=spec.seed, bn_snapshot=bn_snapshotter(model),
+                      checkpoint=CheckpointPolicy(out_dir / CHECKPOINT, checkpoint_every_steps, checkpoint_every_seconds),
+                      checkpoint_extra={"params": spec.as_strings()}, name=f"member {i}")
+            for i, (spec, model, out_dir) in enumerate(zip(specs, models, out_dirs))]
+    _resume(runs, models, optimizers, specs, fused, log)
+    stepper = FusedStepper(
+        fused, optimizers, splits, plan, dropout_generators=generators, label_smoothing=first.label_smoothing,
+        lr_ats=[lr_function(train_spec, *_schedule_length(spec, len(splits.train_x)))
+                for spec, (train_spec, _) in zip(specs, resolved)],
+        l2s=[train_spec.l2 for train_spec, _ in resolved])
 
     n_params = count_parameters(models[0])
     log(f"fused group {group or '(unnamed)'}: {len(specs)} runs of {first.model} with {n_params:,} parameters "
@@ -99,9 +101,8 @@ def execute_fused(
     for i, spec in enumerate(specs):
         log(f"  member {i}: {spec.relative_dir()}")
     with determinism_warnings(nondeterministic):
-        results = train_fused_loop(fused, members, splits, plan, evals_per_epoch=first.evals_per_epoch,
-                                   eval_test=first.eval_test, label_smoothing=first.label_smoothing, log=log,
-                                   names=[f"member {i}" for i in range(len(specs))])
+        results = train_steps(stepper, runs, splits, plan, evals_per_epoch=first.evals_per_epoch,
+                              eval_test=first.eval_test, log=log)
     metrics = []
     for i, (spec, (train_spec, picked), model, result, out_dir) in enumerate(
             zip(specs, resolved, models, results, out_dirs)):
@@ -109,7 +110,7 @@ def execute_fused(
         metrics.append(write_run_folder(
             spec, train_spec, picked, data, splits, model, member_share(result, len(specs)), out_dir,
             threads=threads, dev=dev, wall0=wall0, nondeterministic=nondeterministic, log=log, n_params=n_params,
-            micro_cap=0, checkpoint_path=members[i].checkpoint.path,
+            micro_cap=0, checkpoint_path=runs[i].checkpoint.path,
             extra_metrics={"fused": {"members": len(specs), "group": group, "position": i,
                                      "group_train_seconds": result.train_seconds}}))
     return metrics
@@ -125,14 +126,15 @@ def member_share(result: LoopResult, members: int) -> LoopResult:
                  for row in result.history])
 
 
-def _resume(members: list[Member], specs: list[RunSpec], fused: FusedNet, log: Callable[[str], None]) -> None:
+def _resume(runs: list[RunRecord], models: list[torch.nn.Module], optimizers: list[torch.optim.Optimizer],
+            specs: list[RunSpec], fused: FusedNet, log: Callable[[str], None]) -> None:
     """Load a checkpoint of every member at one step, or none: members of one group continue together.
 
     Each member keeps its last two checkpoints, so a group killed while its members were being saved one
     after another resumes from the step before. A member that diverged before that step resumes as it
     stopped (frozen); one that diverged after it resumes from its checkpoint at that step.
     """
-    found = [load_checkpoints(m.checkpoint.path, s.as_strings(), log) for m, s in zip(members, specs)]
+    found = [load_checkpoints(r.checkpoint.path, s.as_strings(), log) for r, s in zip(runs, specs)]
     if not any(found):
         return
     trained_to = sorted({p["loop"].step for payloads in found for p in payloads if p["loop"].status == "ok"},
@@ -152,9 +154,9 @@ def _resume(members: list[Member], specs: list[RunSpec], fused: FusedNet, log: C
         log(f"fused checkpoints do not fit together (missing for members {missing}, steps {trained_to}): "
             "starting the group over")
         return
-    for i, (m, payload) in enumerate(zip(members, chosen)):
-        m.model.load_state_dict(payload["model"])  # copies into the fused tensors' views
-        m.optimizer.load_state_dict(payload["optimizer"])
-        m.resume = payload
+    for i, (run, model, optimizer, payload) in enumerate(zip(runs, models, optimizers, chosen)):
+        model.load_state_dict(payload["model"])  # copies into the fused tensors' views
+        optimizer.load_state_dict(payload["optimizer"])
+        run.resume = payload
         if payload["loop"].status != "ok":
             fused.release(i)  # it diverged before the kill: frozen as it was
