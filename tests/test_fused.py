@@ -22,7 +22,7 @@ from bnlab.fusion import FUSIBLE_MODELS, FusedGroup, fused_groups, fusion_policy
 from bnlab.models import create_model, list_models
 from bnlab.models.fused import FusedNet
 from bnlab.train import checkpoint as checkpoint_module
-from bnlab.train.fused_run import execute_fused
+from bnlab.train.run import execute_fused
 from bnlab.train.run import execute_run
 
 RTOL, ATOL = 1e-4, 1e-5

@@ -78,7 +78,7 @@ def train_fused_job(request: dict, log: TextIO | None = None) -> list[dict]:
     """Train a fused group into its members' run folders; every progress line goes to every member's train.log."""
     from bnlab.config import validate_config
     from bnlab.params import RunSpec
-    from bnlab.train.fused_run import execute_fused
+    from bnlab.train.run import execute_fused
 
     execution = validate_config(request["config"])["execution"]
     specs = [RunSpec.from_relative_dir(out.split("/runs/", 1)[-1]) for out in request["out_dirs"]]
