@@ -120,7 +120,8 @@ class Recorder:
 
     def __init__(self, stepper: Stepper, runs: list[RunRecord], data: Splits, plan: BatchPlan, *,
                  eval_test: str, log: Callable[[str], None]) -> None:
-        self.stepper, self.runs, self.data, self.plan, self.eval_test, self.log = stepper, runs, data, plan, eval_test, log
+        self.stepper, self.runs, self.data, self.plan = stepper, runs, data, plan
+        self.eval_test, self.log = eval_test, log
         k, total, self.device = len(runs), plan.total, data.train_x.device
         # bench/eval_batch.py: on a CPU, 128 (channels-last for conv nets) is the fastest or within noise of it
         self.eval_batch = 128 if self.device.type == "cpu" else 1024
@@ -269,7 +270,8 @@ class Recorder:
         st.status, st.diverged_step, st.step, st.train_seconds = "diverged", at, at, self.train_seconds
         self.active.remove(i)
         grouped = self.stepper.grouped
-        self.log(f"{self.runs[i].name}: " * grouped + f"DIVERGED: non-finite training loss at step {at}/{self.plan.total}"
+        self.log(f"{self.runs[i].name}: " * grouped
+                 + f"DIVERGED: non-finite training loss at step {at}/{self.plan.total}"
                  + f"; the other {len(self.active)} go on" * grouped)
         self.evaluate([i], at, final=True, alone=True)  # shows what the diverged model does on val/test
         self.snapshot(i, at, self.plan.progress(at))

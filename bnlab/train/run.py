@@ -238,10 +238,10 @@ def execute_runs(
     optimizers = [make_optimizer(train_spec, model.parameters()) for (train_spec, _), model in zip(resolved, models)]
     micro_cap = micro_batch_cap(models[0], data.input_shape, first.mem_cap_mb) if first.mem_cap_mb and not fuse else 0
     n_params = count_parameters(models[0])
-    runs = [RunRecord(order_seed=spec.seed, bn_snapshot=bn_snapshotter(model),
-                      checkpoint=CheckpointPolicy(out_dir / CHECKPOINT, checkpoint_every_steps, checkpoint_every_seconds),
+    policies = [CheckpointPolicy(d / CHECKPOINT, checkpoint_every_steps, checkpoint_every_seconds) for d in out_dirs]
+    runs = [RunRecord(order_seed=spec.seed, bn_snapshot=bn_snapshotter(model), checkpoint=policy,
                       checkpoint_extra={"params": spec.as_strings()}, name=f"member {i}")
-            for i, (spec, model, out_dir) in enumerate(zip(specs, models, out_dirs))]
+            for i, (spec, model, policy) in enumerate(zip(specs, models, policies))]
     _resume(runs, models, optimizers, specs, fused if fuse else None, log)
     if fuse:
         log(f"fused group {group or '(unnamed)'}: {len(specs)} runs of {first.model} with {n_params:,} parameters "

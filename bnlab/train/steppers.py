@@ -147,7 +147,8 @@ class SingleStepper:
             add_l2_gradient(self.decayed, self.l2)
         grad_norm = _grad_norm(self.params)
         layer = self.output_layer
-        last_grad = torch.cat([layer.weight.grad.flatten()] + ([layer.bias.grad.flatten()] if layer.bias is not None else []))
+        last_grad = torch.cat([layer.weight.grad.flatten()]
+                              + ([layer.bias.grad.flatten()] if layer.bias is not None else []))
         change = None if self.prev_last_grad is None else torch.linalg.vector_norm(last_grad - self.prev_last_grad)
         self.prev_last_grad = last_grad
         if self.probe_every and (step + 1) % self.probe_every == 0 and n_micro == 1:
@@ -224,7 +225,8 @@ class FusedStepper:
     def __init__(self, fused: FusedNet, optimizers: list[torch.optim.Optimizer], data: Splits, plan: BatchPlan, *,
                  lr_ats: list[Callable[[int], float] | None], l2s: list[float],
                  dropout_generators: list[torch.Generator], label_smoothing: float = 0.0) -> None:
-        self.fused, self.models, self.optimizers, self.data, self.total = fused, fused.members, optimizers, data, plan.total
+        self.fused, self.models, self.optimizers = fused, fused.members, optimizers
+        self.data, self.total = data, plan.total
         self.lr_ats, self.l2s, self.generators, self.label_smoothing = lr_ats, l2s, dropout_generators, label_smoothing
         self.grads = fused.bind_grads()  # fused gradients; members' grads are views of them
         self.out_w = next(t for kind, layer, _, t in reversed(fused.ops) if kind == "Linear")
