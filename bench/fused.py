@@ -2,7 +2,7 @@
 
 For each model and K, K runs that differ in seed and learning rate train
 (a) one after another, each through bnlab.train.run.execute_run, and
-(b) together as one fused group through bnlab.train.fused_run.execute_fused,
+(b) together as one fused group through bnlab.train.run.execute_fused,
 each run for the same number of optimizer steps (one epoch on steps * batch
 training images). The figure compared is the runs' own `train_seconds` (time
 in optimizer steps; evaluation and file writing excluded): K * steps divided
@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 from bnlab.config import load_schema, resolve_run  # noqa: E402
 from bnlab.data import prepare_dataset  # noqa: E402
-from bnlab.train.fused_run import execute_fused  # noqa: E402
+from bnlab.train.run import execute_fused  # noqa: E402
 from bnlab.train.run import execute_run  # noqa: E402
 
 # name -> (run parameters, optimizer steps per run on the CPU): the default config's small models

@@ -1,8 +1,8 @@
 """Which bnlab modules a bnlab module imports, read from the source with ast (nothing is imported).
 
-    bnlab_imports("bnlab.train.loop")   # {"bnlab.schedules", "bnlab.train.probes", ...}
-    code_closure("bnlab.train.memory")  # [.../bnlab/models/accounting.py, .../bnlab/train/memory.py]
-    all_modules()                       # every module under bnlab/, e.g. "bnlab", "bnlab.train.loop"
+    bnlab_imports("bnlab.train.steppers")   # {"bnlab.schedules", "bnlab.train.probes", ...}
+    code_closure("bnlab.train.memory")      # [.../bnlab/models/accounting.py, .../bnlab/train/memory.py]
+    all_modules()                           # every module under bnlab/, e.g. "bnlab", "bnlab.train.loop"
 
 Every import statement counts, at module level or inside a function (a lazy
 import is still a dependency), under `if TYPE_CHECKING:` or in a try block.

@@ -3,7 +3,7 @@
 Runs fuse when they share everything that shapes the computation: dataset,
 model and widths, BN placement, activation, batch plan (batch size and its
 growth, epochs, training subset), evaluation settings and the training loss.
-They may differ in everything a member keeps to itself (bnlab/train/fused_loop.py):
+They may differ in everything a member keeps to itself (bnlab/train/steppers.py, FusedStepper):
 seed, init and its scale, optimizer and its settings, learning rate and its
 schedule, dropout rates (zero or not alike: a zero rate has no dropout layer),
 weight decay and the L2 term. Runs with loss-landscape probes, ICS, a memory

@@ -22,7 +22,7 @@ from bnlab.fusion import FUSIBLE_MODELS, FusedGroup, fused_groups, fusion_policy
 from bnlab.models import create_model, list_models
 from bnlab.models.fused import FusedNet
 from bnlab.train import checkpoint as checkpoint_module
-from bnlab.train.fused_run import execute_fused
+from bnlab.train.run import execute_fused
 from bnlab.train.run import execute_run
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -145,8 +145,10 @@ def test_fused_lenet5_gives_each_run_alone(tmp_path, mnist_like_path, make_spec,
         _assert_same_run(fused, alone, rtol=RTOL if s <= 1e-6 else 10 * s)
 
 
-def test_a_diverging_member_stops_while_the_others_train_on(tmp_path, digits_path, make_spec):
-    base = dict(model="mlp", widths=[32, 32], optimizer="sgd", momentum=0.0, epochs=2)
+@pytest.mark.parametrize("eval_test", ["final", "every"])
+def test_a_diverging_member_stops_while_the_others_train_on(tmp_path, digits_path, make_spec, eval_test):
+    # with eval_test: every the diverged member's last rows come in the order the run alone writes them too
+    base = dict(model="mlp", widths=[32, 32], optimizer="sgd", momentum=0.0, epochs=2, eval_test=eval_test)
     specs = [make_spec(**base, seed=0, lr=0.05), make_spec(**base, seed=1, lr=1e4), make_spec(**base, seed=2, lr=0.1)]
     results = list(_fused_vs_alone(tmp_path, digits_path, specs))
     statuses = [fused["metrics"]["status"] for _, fused, _ in results]

@@ -7,7 +7,7 @@ import pytest
 
 import bnlab.train.checkpoint as checkpoint_module
 from bnlab.train import execute_run
-from bnlab.train.fused_run import execute_fused
+from bnlab.train.run import execute_fused
 from golden_runs import FUSED, GOLDEN, RESUMED, RUNS, assert_same, read_run, spec_of
 
 FUSED_RTOL, FUSED_ATOL = 1e-4, 1e-5  # tests/test_fused.py's: grouped kernels sum in another order

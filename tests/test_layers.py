@@ -108,7 +108,7 @@ def test_the_walk_sees_the_package():
     known = {"bnlab", "bnlab.train.loop", "bnlab.train.probes", "bnlab.models.accounting", "bnlab.codegraph"}
     assert known <= set(modules)
     assert len(edges) > 50
-    assert "bnlab.train.probes" in codegraph.bnlab_imports("bnlab.train.loop")
+    assert "bnlab.train.probes" in codegraph.bnlab_imports("bnlab.train.steppers")
     assert "bnlab.models.accounting" in codegraph.bnlab_imports("bnlab.train.memory")
     closure = codegraph.code_closure("bnlab.train.memory")
     assert codegraph.ROOT / "models" / "accounting.py" in closure

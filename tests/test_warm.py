@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from bnlab import runfolder
-from bnlab.params import PATH_KEYS
 from bnlab import warm
 from bnlab.train.job import train_job
 
@@ -24,7 +23,7 @@ TRAIN = "bnlab.train.job:train_job"
 
 
 def submit_train(request):
-    return warm.submit(TRAIN, {"request": request}, request["log"])
+    return warm.submit(TRAIN, {"request": request}, request["logs"][0])
 
 
 @pytest.fixture
@@ -37,42 +36,50 @@ def server(tmp_path, monkeypatch):
 
 
 def request_for(spec, data, out_dir):
+    """The request of `train`'s job for spec, its run folder under out_dir (the job reads the run from its name)."""
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    return {"wildcards": {PATH_KEYS[k]: v for k, v in spec.as_strings().items()}, "data": str(data),
-            "out_dir": str(out_dir), "log": str(Path(out_dir) / "train.log"), "threads": 1, "picks": [],
-            "config": config}
+    folder = Path(out_dir) / spec.relative_dir()
+    return {"group": "train", "data": str(data), "out_dirs": [str(folder)], "logs": [str(folder / "train.log")],
+            "threads": 1, "picks": [], "config": config}
+
+
+def folder_of(request) -> Path:
+    return Path(request["out_dirs"][0])
 
 
 def test_a_fork_of_the_warm_trainer_trains_like_the_job_itself(server, tmp_path, digits_path, make_spec):
     spec = make_spec(bn="hidden", dropout_hidden=0.2, eval_size=100)
-    assert submit_train(request_for(spec, digits_path, tmp_path / "warm")) == 0
+    warm_request = request_for(spec, digits_path, tmp_path / "warm")
+    own_request = request_for(spec, digits_path, tmp_path / "own")
+    assert submit_train(warm_request) == 0
     with open(tmp_path / "own.log", "w") as log:
-        train_job(request_for(spec, digits_path, tmp_path / "own"), log)
-    a, b = runfolder.load_run(tmp_path / "warm"), runfolder.load_run(tmp_path / "own")
+        train_job(own_request, log)
+    a, b = runfolder.load_run(folder_of(warm_request)), runfolder.load_run(folder_of(own_request))
     pd.testing.assert_frame_equal(a.history.drop(columns=TIMING), b.history.drop(columns=TIMING))
     pd.testing.assert_frame_equal(a.steps(), b.steps())
     assert a.metrics["final_test_acc"] == b.metrics["final_test_acc"]
-    assert "done: status ok" in (tmp_path / "warm" / "train.log").read_text()
+    assert "done: status ok" in (folder_of(warm_request) / "train.log").read_text()
     assert "pid " in server[1].read_text()  # it really went through the server
 
 
 def test_a_failing_job_fails_alone_with_its_traceback_in_its_log(server, tmp_path, digits_path, make_spec):
     bad = request_for(make_spec(), tmp_path / "no-such-data.pt", tmp_path / "bad")
-    (tmp_path / "bad").mkdir()
+    folder_of(bad).mkdir(parents=True)
     assert submit_train(bad) == 1
-    assert "Traceback" in (tmp_path / "bad" / "train.log").read_text()
+    assert "Traceback" in (folder_of(bad) / "train.log").read_text()
     # the server goes on serving
-    assert submit_train(request_for(make_spec(epochs=1), digits_path, tmp_path / "good")) == 0
-    assert (tmp_path / "good" / runfolder.METRICS).exists()
+    good = request_for(make_spec(epochs=1), digits_path, tmp_path / "good")
+    assert submit_train(good) == 0
+    assert (folder_of(good) / runfolder.METRICS).exists()
 
 
 def test_a_cancelled_job_has_its_child_killed(server, tmp_path, digits_path, make_spec):
-    out = tmp_path / "cancelled"
-    out.mkdir()
-    long = request_for(make_spec(epochs=200), digits_path, out)
+    long = request_for(make_spec(epochs=200), digits_path, tmp_path / "cancelled")
+    out = folder_of(long)
+    out.mkdir(parents=True)
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client.connect(os.environ[warm.ENV])
-    payload = pickle.dumps({"target": TRAIN, "kwargs": {"request": long}, "log": long["log"]})
+    payload = pickle.dumps({"target": TRAIN, "kwargs": {"request": long}, "log": long["logs"][0]})
     client.sendall(len(payload).to_bytes(8, "big") + payload)
     deadline = time.monotonic() + 60
     log = out / "train.log"

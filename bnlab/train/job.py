@@ -1,4 +1,4 @@
-"""One Snakemake training job: its request (wildcards, files, config) -> execute_run.
+"""One Snakemake training job: its request (run folders, files, config) -> execute_runs.
 
 The same function runs in a fork of the warm server (bnlab.warm) and, where
 none is running, in the job's own process, so both paths train alike. A
@@ -13,55 +13,12 @@ from typing import TextIO
 
 
 def job_request(snakemake) -> dict:
-    """The JSON-able request of a Snakemake train job (its `snakemake` script object)."""
-    return {
-        "wildcards": dict(snakemake.wildcards),
-        "data": str(snakemake.input.data),
-        "out_dir": str(Path(snakemake.output.metrics).parent),
-        "log": str(snakemake.log[0]),
-        "threads": int(snakemake.threads),
-        "picks": [str(p) for p in snakemake.input.picks],
-        "config": snakemake.config,
-    }
+    """The JSON-able request of a training job (rules/train.smk, its `snakemake` script object): the run
+    folders it writes, one for rule `train`, a fused group's members for a group's rule.
 
-
-def train_job(request: dict, log: TextIO | None = None) -> dict:
-    """Train the request's run into its folder, progress lines to `log` (stderr); returns metrics."""
-    # imported here: job_request() runs in every job's own process, which should not pay for torch
-    from bnlab.config import validate_config
-    from bnlab.params import PARAM_FOR_KEY, RunSpec
-    from bnlab.train.run import execute_run
-
-    # Execution settings are read here rather than passed as rule params: Snakemake
-    # reruns a job whose params change, and moving to a GPU or checkpointing more
-    # often must not retrain finished runs (the device is recorded in metrics.json).
-    execution = validate_config(request["config"])["execution"]
-    spec = RunSpec.from_strings({PARAM_FOR_KEY[k]: v for k, v in request["wildcards"].items()})
-    return execute_run(
-        spec,
-        request["data"],
-        request["out_dir"],
-        threads=request["threads"],
-        device=execution["device"],
-        log=lambda line: print(line, file=log or sys.stderr, flush=True),
-        checkpoint_every_steps=execution["checkpoint_every_steps"],
-        checkpoint_every_seconds=execution["checkpoint_every_seconds"],
-        # each table is results/picks/<study>/lr_range.csv or search.csv: the study's picks folder
-        pick_tables={Path(path).parent.name: Path(path).parent for path in request["picks"]},
-    )
-
-
-def is_fused_job(snakemake) -> bool:
-    """A fused group's job writes several run folders (several metrics.json outputs)."""
-    return sum(Path(p).name == "metrics.json" for p in snakemake.output) > 1
-
-
-def fused_job_request(snakemake) -> dict:
-    """The JSON-able request of a fused group's job (rules/train.smk): its members' run folders.
-
-    The members' parameters are read back from their folder names rather than passed as rule
-    params: Snakemake reruns a job whose params change, and a finished member is planned by the
-    `train` rule (no params) on later runs.
+    The runs' parameters are read back from their folder names rather than passed as rule params:
+    Snakemake reruns a job whose params change, and a finished member is planned by the `train` rule
+    (no params) on later runs.
     """
     return {
         "group": str(snakemake.rule),
@@ -74,12 +31,22 @@ def fused_job_request(snakemake) -> dict:
     }
 
 
-def train_fused_job(request: dict, log: TextIO | None = None) -> list[dict]:
-    """Train a fused group into its members' run folders; every progress line goes to every member's train.log."""
+def is_fused_job(snakemake) -> bool:
+    """A fused group's job writes several run folders (several metrics.json outputs)."""
+    return sum(Path(p).name == "metrics.json" for p in snakemake.output) > 1
+
+
+def train_job(request: dict, log: TextIO | None = None) -> list[dict]:
+    """Train the request's runs into their folders (several: as one fused group), progress lines to `log`
+    (stderr) and to every other run's train.log; returns their metrics."""
+    # imported here: job_request() runs in every job's own process, which should not pay for torch
     from bnlab.config import validate_config
     from bnlab.params import RunSpec
-    from bnlab.train.fused_run import execute_fused
+    from bnlab.train.run import execute_runs
 
+    # Execution settings are read here rather than passed as rule params: Snakemake
+    # reruns a job whose params change, and moving to a GPU or checkpointing more
+    # often must not retrain finished runs (the device is recorded in metrics.json).
     execution = validate_config(request["config"])["execution"]
     specs = [RunSpec.from_relative_dir(out.split("/runs/", 1)[-1]) for out in request["out_dirs"]]
     others = [open(path, "a", buffering=1) for path in request["logs"][1:]]
@@ -90,14 +57,21 @@ def train_fused_job(request: dict, log: TextIO | None = None) -> list[dict]:
             print(line, file=handle)
 
     try:
-        return execute_fused(
-            specs, request["data"], request["out_dirs"], threads=request["threads"],
+        return execute_runs(
+            specs, request["data"], request["out_dirs"], fuse=len(specs) > 1, threads=request["threads"],
             device=execution["device"], log=emit,
             checkpoint_every_steps=execution["checkpoint_every_steps"],
             checkpoint_every_seconds=execution["checkpoint_every_seconds"],
+            # each table is results/picks/<study>/lr_range.csv or search.csv: the study's picks folder
             pick_tables={Path(path).parent.name: Path(path).parent for path in request["picks"]},
             group=request["group"],
         )
     finally:
         for handle in others:
             handle.close()
+
+
+# scripts/train.py's names for a fused group's job (scripts/ stays as it is: a changed script retrains every
+# run); the warm server's log names the target, so a group's job still reads as train_fused_job there
+fused_job_request = job_request
+train_fused_job = train_job

@@ -1,4 +1,10 @@
-"""One run end to end: spec + prepared data -> model, optimizer, loop -> run folder."""
+"""Runs end to end: specs + prepared data -> model(s), optimizer(s), the loop -> run folders.
+
+One runner (execute_runs) for a run trained alone and for a fused group
+(bnlab/models/fused.py, planned by bnlab.fusion): the setup differs (a
+SingleStepper or a FusedStepper, bnlab/train/steppers.py), the loop and the
+run folders do not.
+"""
 
 from __future__ import annotations
 
@@ -15,23 +21,26 @@ import torch
 from bnlab import runfolder
 from bnlab.config import config_hash
 from bnlab.data import load_prepared
+from bnlab.fusion import fusion_key
 from bnlab.models import bn_layers, count_parameters, create_model
+from bnlab.models.fused import FusedNet
 from bnlab.params import RunSpec, format_number, search_ref
 from bnlab.schedules import PICKS_TABLE, batch_size_schedule, chosen_bounds
 from bnlab.search import SEARCH_TABLE
 from bnlab.search import resolve as resolve_search
 from bnlab.provenance import code_version, hardware, library_versions
-from bnlab.train.batches import fixed_plan
-from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoint, remove_checkpoint
+from bnlab.train.batches import fixed_plan, plan_batches
+from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoints, remove_checkpoint
 from bnlab.train.coadapt import coadaptation, not_computed
 from bnlab.train.determinism import determinism_state, determinism_warnings, prepare_determinism
 from bnlab.train.ics import ICS_COLUMNS
 from bnlab.train.l2 import l2_penalty, l2_weights
-from bnlab.train.loop import LoopResult, train_loop
+from bnlab.train.loop import LoopResult, RunRecord, train_steps
 from bnlab.train.lr_policy import lr_function
 from bnlab.train.memory import micro_batch_cap
 from bnlab.train.optimizers import make_optimizer  # noqa: F401  (also imported from here by bench/ and cost)
 from bnlab.train.probes import PROBE_COLUMNS
+from bnlab.train.steppers import FusedStepper, SingleStepper
 from bnlab.train.tensors import device_splits, fast_layout, with_curve_subsets
 
 
@@ -167,46 +176,121 @@ def build_model(spec: RunSpec, data, dev: torch.device) -> torch.nn.Module:
     ).to(dev)
 
 
-def execute_run(
-    spec: RunSpec,
+def execute_runs(
+    specs: list[RunSpec],
     data_path: str | Path,
-    out_dir: str | Path,
+    out_dirs: list[str | Path],
     *,
+    fuse: bool = False,
     threads: int = 1,
     device: str = "cpu",
     log: Callable[[str], None] = print,
     checkpoint_every_steps: int = 0,
     checkpoint_every_seconds: float = 0.0,
     pick_tables: dict[str, str | Path] | None = None,
-) -> dict:
-    """Train one run and write its folder (see runfolder.py); returns metrics.
+    group: str = "",
+) -> list[dict]:
+    """Train the specs and write each one's run folder (see runfolder.py); returns their metrics.
 
-    A checkpoint left in the folder by an earlier, interrupted attempt at the
-    same run is resumed from; new checkpoints are written by the policy given.
+    One spec trains alone; with fuse, the specs (one architecture and batch plan, bnlab.fusion) train
+    as one fused model (bnlab/models/fused.py), each member built exactly as the run alone (torch
+    seeded with the run's seed, then the model's init), so fusing changes how the runs are computed,
+    not what they are: a member's folder holds the run's histories within float tolerance
+    (tests/test_fused.py) and metrics.json says it was fused (`fused`: members, group, position).
+    Checkpoints left in the folders by an earlier, interrupted attempt are resumed from; new ones are
+    written by the policy given.
     """
     wall0 = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if len(specs) != len(out_dirs) or not specs or (len(specs) > 1 and not fuse):
+        raise ValueError(f"{len(specs)} specs for {len(out_dirs)} run folders (several train only fused)")
+    # what may differ between members has one home: bnlab.fusion, which planned the group
+    odd = [s.relative_dir() for s in specs[1:] if fusion_key(s) != fusion_key(specs[0])]
+    if odd:
+        raise ValueError(f"runs cannot be fused with {specs[0].relative_dir()}: {odd}")
+    out_dirs = [Path(d) for d in out_dirs]
+    for d in out_dirs:
+        d.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
-    torch.manual_seed(spec.seed)
+    first = specs[0]
+    torch.manual_seed(first.seed)
     dev = resolve_device(device)  # a clear error for cuda without a GPU, before anything is set
     prepare_determinism(dev)  # before the run's first CUDA work (cuBLAS reads its setting then)
     nondeterministic: list[str] = []  # torch's warnings about ops that ran non-deterministically
 
-    train_spec, picked = resolve_picks(spec, pick_tables)  # spec keeps the folder's identity
+    resolved = [resolve_picks(spec, pick_tables) for spec in specs]  # specs keep the folders' identity
     data = load_prepared(data_path)
-    splits = device_splits(data, train_subset=spec.train_subset, normalize=spec.normalize, device=dev)
-    splits = with_curve_subsets(splits, spec.eval_size)
-    model = build_model(spec, data, dev)
-    model, splits = fast_layout(model, splits)  # channels-last for conv nets (measured in bench/)
-    optimizer = make_optimizer(train_spec, model.parameters())
-    micro_cap = micro_batch_cap(model, data.input_shape, spec.mem_cap_mb) if spec.mem_cap_mb else 0
-    n_params = count_parameters(model)
-    policy = CheckpointPolicy(out_dir / CHECKPOINT, checkpoint_every_steps, checkpoint_every_seconds)
-    resume = load_checkpoint(policy.path, spec.as_strings(), log)
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
+    splits = device_splits(data, train_subset=first.train_subset, normalize=first.normalize, device=dev)
+    splits = with_curve_subsets(splits, first.eval_size)
+    models, generators = [], []
+    for spec in specs:
+        torch.manual_seed(spec.seed)  # the init draws follow the seed
+        models.append(build_model(spec, data, dev))
+        if fuse:  # the member's dropout masks continue the stream its init left, as the run alone would draw them
+            generators.append(torch.Generator(device=dev))
+            generators[-1].set_state(torch.get_rng_state() if dev.type == "cpu" else torch.cuda.get_rng_state(dev))
+    if fuse:
+        image_format = torch.channels_last if any(isinstance(m, torch.nn.Conv2d) for m in models[0].modules()) \
+            else torch.contiguous_format
+        fused = FusedNet(models, generators, image_format=image_format)  # members' tensors become views
+    else:
+        models[0], splits = fast_layout(models[0], splits)  # channels-last for conv nets (measured in bench/)
+    # on the views, after fusing
+    optimizers = [make_optimizer(train_spec, model.parameters()) for (train_spec, _), model in zip(resolved, models)]
+    micro_cap = micro_batch_cap(models[0], data.input_shape, first.mem_cap_mb) if first.mem_cap_mb and not fuse else 0
+    n_params = count_parameters(models[0])
+    policies = [CheckpointPolicy(d / CHECKPOINT, checkpoint_every_steps, checkpoint_every_seconds) for d in out_dirs]
+    runs = [RunRecord(order_seed=spec.seed, bn_snapshot=bn_snapshotter(model), checkpoint=policy,
+                      checkpoint_extra={"params": spec.as_strings()}, name=f"member {i}")
+            for i, (spec, model, policy) in enumerate(zip(specs, models, policies))]
+    _resume(runs, models, optimizers, specs, fused if fuse else None, log)
+    if fuse:
+        log(f"fused group {group or '(unnamed)'}: {len(specs)} runs of {first.model} with {n_params:,} parameters "
+            f"each on {dev} ({threads} threads); data {data.name}: train {len(splits.train_x)} val {len(splits.val_x)} "
+            f"test {len(splits.test_x)}")
+        for i, spec in enumerate(specs):
+            log(f"  member {i}: {spec.relative_dir()}")
+    else:
+        _log_run(first, resolved[0][1], data, splits, n_params, dev, threads, micro_cap, log)
+
+    plan = plan_batches(len(splits.train_x), first.epochs, batch_function(first) or (lambda step: first.batch_size))
+    lr_ats = [lr_function(train_spec, *_schedule_length(spec, len(splits.train_x)))
+              for spec, (train_spec, _) in zip(specs, resolved)]
+    if fuse:
+        stepper = FusedStepper(fused, optimizers, splits, plan, lr_ats=lr_ats, dropout_generators=generators,
+                               l2s=[train_spec.l2 for train_spec, _ in resolved], label_smoothing=first.label_smoothing)
+    else:
+        stepper = SingleStepper(models[0], optimizers[0], splits, plan, lr_at=lr_ats[0], max_micro_batch=micro_cap,
+                                probe_every=first.probe_every, probe_etas=first.probe_multipliers,
+                                ics_every=first.ics_every, l2=resolved[0][0].l2, label_smoothing=first.label_smoothing)
+    with determinism_warnings(nondeterministic):
+        results = train_steps(stepper, runs, splits, plan, evals_per_epoch=first.evals_per_epoch,
+                              eval_test=first.eval_test, log=log)
+    metrics = []
+    for i, (spec, (train_spec, picked), model, result, out_dir) in enumerate(
+            zip(specs, resolved, models, results, out_dirs)):
+        if fuse:
+            fused.release(i)  # the member alone again: co-adaptation and L2 read its own tensors
+        metrics.append(write_run_folder(
+            spec, train_spec, picked, data, splits, model, member_share(result, len(specs)) if fuse else result,
+            out_dir, threads=threads, dev=dev, wall0=wall0, nondeterministic=nondeterministic, log=log,
+            n_params=n_params, micro_cap=micro_cap, checkpoint_path=runs[i].checkpoint.path,
+            extra_metrics={"fused": {"members": len(specs), "group": group, "position": i,
+                                     "group_train_seconds": result.train_seconds}} if fuse else None))
+    return metrics
+
+
+def execute_run(spec: RunSpec, data_path: str | Path, out_dir: str | Path, **options) -> dict:
+    """One run alone (execute_runs' options); returns its metrics."""
+    return execute_runs([spec], data_path, [out_dir], **options)[0]
+
+
+def execute_fused(specs: list[RunSpec], data_path: str | Path, out_dirs: list[str | Path], **options) -> list[dict]:
+    """The specs as one fused group (execute_runs' options); returns their metrics."""
+    return execute_runs(specs, data_path, out_dirs, fuse=True, **options)
+
+
+def _log_run(spec: RunSpec, picked: dict, data, splits, n_params: int, dev: torch.device, threads: int,
+             micro_cap: int, log: Callable[[str], None]) -> None:
     log(f"run {spec.relative_dir()}")
     log(f"data {data.name} from {data.source}: train {len(splits.train_x)} val {len(splits.val_x)} "
         f"test {len(splits.test_x)} (curve points on {len(splits.curve('val')[0])} val"
@@ -221,20 +305,51 @@ def execute_run(
         log(f"batch_growth_max {spec.batch_growth_max} is above the {len(splits.train_x)} training images: "
             "the batch stops growing at the whole training set")
 
-    with determinism_warnings(nondeterministic):
-        result = train_loop(
-            model, optimizer, splits, epochs=spec.epochs, batch_size=spec.batch_size,
-            batch_at=batch_function(spec), max_micro_batch=micro_cap,
-            evals_per_epoch=spec.evals_per_epoch, order_seed=spec.seed, eval_test=spec.eval_test, log=log,
-            bn_snapshot=bn_snapshotter(model), checkpoint=policy if policy.enabled else None,
-            checkpoint_extra={"params": spec.as_strings()}, resume=resume,
-            probe_every=spec.probe_every, probe_etas=spec.probe_multipliers,
-            lr_at=lr_function(train_spec, *_schedule_length(spec, len(splits.train_x))),
-            ics_every=spec.ics_every, l2=train_spec.l2, label_smoothing=spec.label_smoothing,
-        )
-    return write_run_folder(spec, train_spec, picked, data, splits, model, result, out_dir, threads=threads, dev=dev,
-                            wall0=wall0, nondeterministic=nondeterministic, log=log, n_params=n_params,
-                            micro_cap=micro_cap, checkpoint_path=policy.path)
+
+def member_share(result: LoopResult, members: int) -> LoopResult:
+    """A member's result with its share of the group's training time (train_seconds and the history's clock
+    divided by the members), so a study's seconds add up to the compute spent, not K times it; metrics.json
+    keeps the group's own under fused.group_train_seconds."""
+    return dataclasses.replace(
+        result, train_seconds=result.train_seconds / members,
+        history=[{**row, "train_seconds": row["train_seconds"] / members} if "train_seconds" in row else row
+                 for row in result.history])
+
+
+def _resume(runs: list[RunRecord], models: list[torch.nn.Module], optimizers: list[torch.optim.Optimizer],
+            specs: list[RunSpec], fused: FusedNet | None, log: Callable[[str], None]) -> None:
+    """Load a checkpoint of every run at one step, or none: members of one group continue together.
+
+    Each member of a group keeps its last two checkpoints, so a group killed while its members were being
+    saved one after another resumes from the step before. A member that diverged before that step resumes
+    as it stopped (frozen); one that diverged after it resumes from its checkpoint at that step.
+    """
+    found = [load_checkpoints(r.checkpoint.path, s.as_strings(), log) for r, s in zip(runs, specs)]
+    if not any(found):
+        return
+    trained_to = sorted({p["loop"].step for payloads in found for p in payloads if p["loop"].status == "ok"},
+                        reverse=True)
+
+    def at(payloads: list[dict], step: int | None) -> dict | None:
+        ok = [p for p in payloads if p["loop"].status == "ok" and p["loop"].step == step]
+        stopped = [p for p in payloads if p["loop"].status != "ok" and (step is None or p["loop"].step <= step)]
+        return (ok or stopped or [None])[0]
+
+    for step in trained_to or [None]:  # None: every member had stopped (diverged) before the kill
+        chosen = [at(payloads, step) for payloads in found]
+        if all(p is not None and (fused is None or "dropout_state" in p) for p in chosen):
+            break
+    else:
+        missing = [i for i, payloads in enumerate(found) if not payloads]
+        log(f"fused checkpoints do not fit together (missing for members {missing}, steps {trained_to}): "
+            "starting the group over")
+        return
+    for i, (run, model, optimizer, payload) in enumerate(zip(runs, models, optimizers, chosen)):
+        model.load_state_dict(payload["model"])  # into a fused net: copies into the fused tensors' views
+        optimizer.load_state_dict(payload["optimizer"])
+        run.resume = payload
+        if payload["loop"].status != "ok" and fused is not None:
+            fused.release(i)  # it diverged before the kill: frozen as it was
 
 
 def write_run_folder(spec: RunSpec, train_spec: RunSpec, picked: dict, data, splits, model: torch.nn.Module,
