@@ -20,10 +20,10 @@ FLOPs, by convention (stated in the output too):
 - an evaluated image costs one forward, 2 x MACs: the curve points (step 0 and
   every evaluation of the loop), the final whole validation and test sets, and
   the co-adaptation proxy's forward over the validation curve subset;
-- extra passes (landscape probes, internal covariate shift) cost 6 x MACs per
-  sample each: a probe step does one forward/backward per step size (+1 with
-  dropout), an ICS step one per measured layer (an upper bound: its backward
-  stops at that layer).
+- extra passes cost 6 x MACs per sample each, as each instrument declares them
+  (bnlab/instruments.py, extra_passes and eval_images): a probe step does one
+  forward/backward per step size (+1 with dropout), an ICS step one per
+  measured layer (an upper bound: its backward stops at that layer).
 Runs are assumed not to diverge (a diverged run stops early: the estimate is an
 upper bound) and to be trained from scratch.
 
@@ -51,6 +51,7 @@ from functools import lru_cache
 from bnlab.config import ConfigError, Plan, build_plan, load_config
 from bnlab.data.catalog import INPUT_SHAPES, NUM_CLASSES, TEST_IMAGES
 from bnlab.data.limits import training_split, val_size_for
+from bnlab.instruments import instruments
 from bnlab.params import NOT_APPLICABLE, RunSpec
 
 FLOPS_PER_MAC = 2
@@ -111,7 +112,7 @@ class RunCost:
     steps: int  # optimizer steps
     samples: int  # training samples over all steps
     eval_images: int  # images evaluated (forward only): curve points, final whole splits, co-adaptation
-    extra_samples: int  # samples of extra forward/backward passes: landscape probes and ICS
+    extra_samples: int  # samples of extra forward/backward passes: instruments' (landscape probes, ICS)
     macs: int  # per image
     pass_batch: int  # the one-pass batch (micro-batch) that carries most of the samples
 
@@ -159,22 +160,21 @@ def run_cost(run: RunSpec, config_data: Mapping) -> RunCost:
     eval_images = points * (curve_val + (curve_test if every_test else 0))
     eval_images += n_val if curve_val < n_val else 0  # the final whole split, unless the curve point was it
     eval_images += 0 if every_test and curve_test == n_test else n_test
-    eval_images += curve_val if run.coadapt else 0
+    taken = [inst for inst in instruments() if inst.active(run)]  # bnlab/instruments.py: what each costs
+    eval_images += sum(inst.eval_images(run, curve_val) for inst in taken)
 
     def split(size: int) -> tuple[int, int]:
         return accumulation(size, arch.micro_cap) if arch.micro_cap else (size, 1)
 
-    probe_passes = (len(run.probe_multipliers) + (1 if arch.dropout else 0)) if run.probe_every > 0 else 0
+    per_step = [(inst, passes) for inst in taken if inst.every(run) and (passes := inst.extra_passes(run, arch))]
     extra = 0
     by_pass: dict[int, int] = {}
     for step, size in enumerate(plan.sizes, start=1):
         micro, n_micro = split(size)
         by_pass[micro] = by_pass.get(micro, 0) + size
-        if n_micro == 1:  # probes and ICS are taken on steps that are one pass (train_loop)
-            if run.probe_every > 0 and step % run.probe_every == 0:
-                extra += probe_passes * size
-            if run.ics_every > 0 and step % run.ics_every == 0:
-                extra += arch.ics_layers * size
+        for inst, passes in per_step:  # on the steps it is taken (one-pass ones only, unless it declares so)
+            if inst.measures(run, step, n_micro):
+                extra += passes * size
     pass_batch = max(by_pass, key=lambda b: (by_pass[b], b)) if by_pass else run.batch_size
     return RunCost(run=run, steps=plan.total, samples=sum(plan.sizes), eval_images=eval_images,
                    extra_samples=extra, macs=arch.macs, pass_batch=pass_batch)

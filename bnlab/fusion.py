@@ -6,10 +6,11 @@ growth, epochs, training subset), evaluation settings and the training loss.
 They may differ in everything a member keeps to itself (bnlab/train/steppers.py, FusedStepper):
 seed, init and its scale, optimizer and its settings, learning rate and its
 schedule, dropout rates (zero or not alike: a zero rate has no dropout layer),
-weight decay and the L2 term. Runs with loss-landscape probes, ICS, a memory
-cap on the batch or bnlab's own BN stay unfused, and so do models with
-branches (FUSIBLE_MODELS; tests/test_fused.py checks this list against the
-models that bnlab.models.fused accepts).
+weight decay and the L2 term. Runs that take an instrument declared not
+fusable (bnlab/instruments.py: landscape probes, ICS), a memory cap on the
+batch or bnlab's own BN stay unfused, and so do models with branches
+(FUSIBLE_MODELS; tests/test_fused.py checks this list against the models that
+bnlab.models.fused accepts).
 
 Torch-free: the Snakefile imports this when it is parsed.
 """
@@ -20,6 +21,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bnlab.instruments import instruments
 from bnlab.params import RunSpec, search_ref
 
 FUSIBLE_MODELS = ("cnn", "cnn2", "lenet5", "mlp", "vgg_a")
@@ -65,10 +67,9 @@ def unfusible_reason(run: RunSpec) -> str | None:
         return f"model {run.model} has branches"
     if run.bn_impl != "torch":
         return f"bn_impl {run.bn_impl}"
-    if run.probe_every:
-        return "loss-landscape probes"
-    if run.ics_every:
-        return "ICS measurement"
+    for inst in instruments():  # an instrument that cannot be fused says so in its declaration
+        if inst.active(run) and not inst.fusable:
+            return inst.description
     if run.batch_mem_mb != "na":
         return "batch_mem_mb (accumulated micro-batches)"
     return None

@@ -19,7 +19,7 @@ LAYERS = [
     ("base", ["bnlab", "bnlab.params", "bnlab.schedules", "bnlab.lr_picks", "bnlab.search", "bnlab.provenance", "bnlab.runfolder", "bnlab.codegraph", "bnlab.warm",
               "bnlab.model_inputs", "bnlab.snakemake_private",
               "bnlab.data.*", "bnlab.models.*"]),
-    ("plan", ["bnlab.config", "bnlab.fusion", "bnlab.studies", "bnlab.setting"]),
+    ("plan", ["bnlab.config", "bnlab.fusion", "bnlab.instruments", "bnlab.studies", "bnlab.setting"]),
     ("train", ["bnlab.train.*", "bnlab.cost", "bnlab.step_times"]),
     # figures draw what analyses computed: below them, so no figure imports an analysis (no cycle can come back)
     ("figures", ["bnlab.figures.*"]),
