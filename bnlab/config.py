@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 
 from bnlab.data.limits import DataLimitError, check_data_limits
+from bnlab.instruments import instruments
 from bnlab.params import (
     SCHEMA_PATH,
     NOT_APPLICABLE,
@@ -381,7 +382,10 @@ def resolve_run(params: dict, where: str = "run") -> RunSpec:
     p["momentum"] = format_number(p["momentum"]) if p["optimizer"] in WITH_MOMENTUM else NOT_APPLICABLE
     _resolve_schedule(p, where)
     _resolve_batch_growth(p, where)
-    p["probe_etas"] = format_number(p["probe_etas"]) if p["probe_every"] > 0 else NOT_APPLICABLE
+    for inst in instruments():  # an instrument's settings beyond its switch apply only where it is on
+        for setting in inst.params:
+            if setting != inst.switch:
+                p[setting] = format_number(p[setting]) if p[inst.switch] else NOT_APPLICABLE
     return RunSpec.from_strings(p)
 
 
@@ -417,9 +421,10 @@ def _resolve_batch_growth(p: dict, where: str) -> None:
     if p["batch_growth_max"] <= p["batch_size"]:
         raise ConfigError(f"config error at '{where}.batch_growth_max': must be above batch_size "
                           f"({p['batch_growth_max']} <= {p['batch_size']})")
-    if p["probe_every"]:
-        raise ConfigError(f"config error at '{where}.probe_every': landscape probes are not taken in "
-                          "batch-growth runs (a probe needs the whole batch in one pass)")
+    for inst in instruments():  # as the instrument declares (bnlab/instruments.py: with_batch_growth)
+        if inst.switch and p[inst.switch] and not inst.with_batch_growth:
+            raise ConfigError(f"config error at '{where}.{inst.switch}': {inst.description} are not taken in "
+                              "batch-growth runs (each measurement needs the whole batch in one pass)")
 
 
 # Significant digits of a linspace axis's values: they go into folder names, and 0.00527263 reads

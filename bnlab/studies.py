@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from bnlab.instruments import step_intervals
+
 CONFIG_ROOT = Path(__file__).resolve().parents[1] / "config"
 LIBRARY_DIR = CONFIG_ROOT / "studies"   # one or more studies per file; the file is the study's one home
 LIBRARY_INDEX = CONFIG_ROOT / "library.yaml"  # report order, shared defaults, the scales
@@ -324,7 +326,8 @@ def compose(config: dict, available=None) -> dict:
 
 
 # ------------------------------------------------------------------ toy size
-STEP_INTERVALS = ("probe_every", "ics_every", "batch_growth_every")  # in optimizer steps: shrunk so they fire
+# in optimizer steps: shrunk so they fire (the instruments' intervals, bnlab/instruments.py, and batch growth)
+STEP_INTERVALS = (*step_intervals(), "batch_growth_every")
 
 
 def shrink(config: dict) -> dict:

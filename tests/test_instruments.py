@@ -1,6 +1,6 @@
 """The instrument registry (bnlab/instruments.py): declarations that fusion, the cost estimate and the config
-read instead of lists of their own. A made-up instrument registered here is refused by fusion and costed
-through its declaration alone."""
+read instead of lists of their own. A made-up instrument registered here is refused by fusion, costed and
+checked by the config through its declaration alone."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import pytest
 
 from bnlab import instruments as registry
 from bnlab import runfolder
+from bnlab.config import ConfigError
 from bnlab.cost import run_cost
 from bnlab.fusion import fused_groups, unfusible_reason
 from bnlab.instruments import Instrument, by_name, instruments
 from bnlab.params import RunSpec
+from bnlab.studies import STEP_INTERVALS
 
 DATA = {"val_size": 300}  # the digits fixture's data section (tests/test_cost.py)
 # run parameters that turn each switchable instrument on
@@ -47,6 +49,10 @@ def test_fusion_refuses_a_run_by_its_instruments_declaration(name, make_spec):
     assert inst.active(on) and not inst.active(off)
     assert unfusible_reason(off) is None
     assert unfusible_reason(on) == (None if inst.fusable else inst.description)
+
+
+def test_every_instruments_interval_is_shrunk_in_a_toy_config():
+    assert {inst.interval for inst in instruments() if inst.interval} <= set(STEP_INTERVALS)
 
 
 def test_an_instrument_is_taken_on_its_steps_and_on_accumulated_ones_only_if_it_says_so(make_spec):
@@ -110,3 +116,12 @@ def test_the_cost_counts_a_made_up_instruments_passes_and_images(make_spec, regi
                                  extra_passes=lambda run, arch: 1))
     assert run_cost(capped, DATA).extra_samples == run_cost(capped, DATA).samples
 
+
+def test_the_config_refuses_batch_growth_for_an_instrument_that_declares_it(make_spec, register):
+    growing = dict(label_smoothing=0.1, batch_size=16, batch_growth_every=4, batch_growth_max=128)
+    make_spec(**growing)  # nothing registered refuses it
+    register(MADE_UP)
+    with pytest.raises(ConfigError, match=r"label_smoothing.*made-up smoothness meter.*batch-growth"):
+        make_spec(**growing)
+    with pytest.raises(ConfigError, match=r"probe_every.*landscape probes.*batch-growth"):
+        make_spec(**ACTIVATE["probes"], batch_size=16, batch_growth_every=4, batch_growth_max=128)
