@@ -59,6 +59,7 @@ def _read(folder):
         "steps": pd.read_parquet(folder / "steps.parquet"),
         "bn": pd.read_parquet(folder / "bn_params.parquet"),
         "metrics": json.loads((folder / "metrics.json").read_text()),
+        "coadaptation": json.loads((folder / "coadaptation.json").read_text()),
     }
 
 
@@ -83,6 +84,12 @@ def _assert_same_run(fused, alone, rtol=RTOL):
     if len(alone["bn"]):
         np.testing.assert_allclose(fused["bn"][["gamma", "beta"]].to_numpy(), alone["bn"][["gamma", "beta"]].to_numpy(),
                                    rtol=rtol, atol=atol)
+    fc, ac = fused["coadaptation"], alone["coadaptation"]  # the final member alone again (bnlab.train.run)
+    assert fc["computed"] == ac["computed"] and len(fc["layers"]) == len(ac["layers"])
+    for f_layer, a_layer in zip(fc["layers"], ac["layers"]):
+        counts = ("index", "name", "units", "dead_units", "nonfinite_units", "live_units", "pairs")
+        assert [f_layer[c] for c in counts] == [a_layer[c] for c in counts]
+        np.testing.assert_allclose(f_layer["mean_abs_corr"], a_layer["mean_abs_corr"], rtol=rtol, atol=atol)
 
 
 def _fused_vs_alone(tmp_path, data_path, specs, **kwargs):
@@ -106,6 +113,29 @@ def test_fused_mlp_with_bn_and_dropout_gives_each_run_alone(tmp_path, digits_pat
         # each member's seconds are its share of the group's, so a study's seconds add up to the compute
         group = fused["metrics"]["fused"]["group_train_seconds"]
         assert group > 0 and fused["metrics"]["train_seconds"] == pytest.approx(group / 3)
+
+
+@pytest.mark.parametrize("via", ["batch", "lr"])
+def test_fused_members_with_batch_growth_eval_subsets_and_coadaptation_give_each_run_alone(
+        tmp_path, digits_path, make_spec, via):
+    # what the fused path accepts beyond the first test's: a growing batch (or its lr decay), a training
+    # subset, curve points on an evaluation subset, the co-adaptation proxy (an instrument declared
+    # fusable, bnlab/instruments.py), weight decay beside an L2 term
+    base = dict(model="mlp", widths=[32, 32], bn="hidden", dropout_hidden=0.3, epochs=2, batch_size=16,
+                batch_growth_every=8, batch_growth_max=128, batch_growth_via=via, train_subset=800, eval_size=100,
+                evals_per_epoch=2, coadapt=True)
+    # member 0 on SGD: Adam's seed 0 at batch 16 turns a rounding difference into a step (the lenet5 test's
+    # note) and drifts to 7e-4 in gradient norm; SGD and this AdamW member stay within 2e-7 of the runs alone
+    specs = [make_spec(**base, seed=0, optimizer="sgd", lr=0.05, momentum=0.9),
+             make_spec(**base, seed=1, init="xavier", lr=3e-3, optimizer="adamw", weight_decay=1e-2, l2=1e-4)]
+    assert [unfusible_reason(s) for s in specs] == [None, None]
+    for spec, fused, alone in _fused_vs_alone(tmp_path, digits_path, specs):
+        _assert_same_run(fused, alone)
+        assert fused["metrics"]["fused"]["members"] == 2
+        assert fused["metrics"]["final_batch_size"] == (128 if via == "batch" else 16)
+        assert fused["metrics"]["eval_images"]["val"] == 100
+        assert 2 * 700 < fused["metrics"]["samples"] == alone["metrics"]["samples"] <= 2 * 800  # the subset
+        assert fused["coadaptation"]["computed"] and fused["coadaptation"]["images"] == 100
 
 
 def _layout_sensitivity(spec, data_path, tmp_path, monkeypatch) -> float:
