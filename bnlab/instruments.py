@@ -23,7 +23,10 @@ plan-level code reads instead of keeping its own lists:
   measured step (bnlab.cost; `arch` is its ArchCost) and
   `eval_images(run, curve_val)`: the extra images it evaluates, forward only;
 - `implementation`: where its runtime code lives (a module, for readers; the
-  plan never imports it).
+  plan never imports it), and `runtime`, for a per-step instrument taken
+  around the optimizer step of a run trained alone, its hook class
+  ("module:Class", bnlab/train/hooks.py): the stepper calls it, the Recorder
+  keeps its rows and the runner writes them to its one declared file.
 
 Torch-free, like the rest of the plan layer: the Snakefile and bnlab.fusion
 import this when the workflow is parsed.
@@ -60,6 +63,7 @@ class Instrument:
     extra_passes: Callable[[Any, Any], int] = _no_passes  # (run, ArchCost) -> passes per sample, measured step
     eval_images: Callable[[Any, int], int] = _no_images  # (run, curve_val) -> extra evaluated images
     implementation: str = ""  # the module of its runtime code
+    runtime: str = ""  # "module:Class" of its per-step hook (bnlab/train/hooks.py), if it has one
 
     def active(self, run: Any) -> bool:
         """Whether `run` (a RunSpec, or any object with the run parameters as attributes) takes it."""
@@ -95,11 +99,11 @@ INSTRUMENTS: tuple[Instrument, ...] = (
         name="probes", description="loss-landscape probes", switch="probe_every",
         params=("probe_every", "probe_etas"), files=("probes.parquet",), fusable=False, with_micro_batches=False,
         with_batch_growth=False, interval="probe_every", extra_passes=_probe_passes,
-        implementation="bnlab.train.probes"),
+        implementation="bnlab.train.probes", runtime="bnlab.train.probes:ProbeHook"),
     Instrument(
         name="ics", description="ICS measurement", switch="ics_every", params=("ics_every",),
         files=("ics.parquet",), fusable=False, with_micro_batches=False, interval="ics_every",
-        extra_passes=_ics_passes, implementation="bnlab.train.ics"),
+        extra_passes=_ics_passes, implementation="bnlab.train.ics", runtime="bnlab.train.ics:ICSHook"),
     Instrument(
         name="coadaptation", description="co-adaptation proxy", switch="coadapt", params=("coadapt",),
         files=("coadaptation.json",), fusable=True, with_micro_batches=True, when="end",

@@ -1,12 +1,14 @@
-"""The instrument registry (bnlab/instruments.py): declarations that fusion, the cost estimate and the config
-read instead of lists of their own. A made-up instrument registered here is refused by fusion, costed and
-checked by the config through its declaration alone."""
+"""The instrument registry (bnlab/instruments.py): declarations that fusion, the cost estimate, the config and
+the trainer read instead of lists of their own. A made-up instrument registered here is refused by fusion,
+costed and checked by the config through its declaration alone, and a made-up per-step one is taken by a
+real run and written to its file with nothing but its declaration and its hook class (bnlab/train/hooks.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
 
+import pandas as pd
 import pytest
 
 from bnlab import instruments as registry
@@ -17,6 +19,8 @@ from bnlab.fusion import fused_groups, unfusible_reason
 from bnlab.instruments import Instrument, by_name, instruments
 from bnlab.params import RunSpec
 from bnlab.studies import STEP_INTERVALS
+from bnlab.train.hooks import row_tables, runtime_class
+from bnlab.train.run import execute_run
 
 DATA = {"val_size": 300}  # the digits fixture's data section (tests/test_cost.py)
 # run parameters that turn each switchable instrument on
@@ -41,6 +45,14 @@ def test_an_instrument_declares_run_folder_files_and_run_parameters_that_exist(i
     assert inst.when in ("step", "epoch", "end")
     assert importlib.util.find_spec(inst.implementation) is not None, inst.implementation
     assert inst.switch is None or inst.name in ACTIVATE  # this test knows how to turn it on
+    if inst.runtime:  # a per-step hook: named as its instrument, one file for its rows, not fused
+        hook = runtime_class(inst)
+        assert hook.name == inst.name and hook.COLUMNS and len(inst.files) == 1 and inst.when == "step"
+        assert inst.files[0].endswith(".parquet") and not inst.fusable
+
+
+def test_every_per_step_instruments_file_is_written_by_the_runner():
+    assert [inst.files[0] for inst, _ in row_tables()] == [runfolder.PROBES, runfolder.ICS]
 
 
 @pytest.mark.parametrize("name", list(ACTIVATE))
@@ -125,3 +137,69 @@ def test_the_config_refuses_batch_growth_for_an_instrument_that_declares_it(make
         make_spec(**growing)
     with pytest.raises(ConfigError, match=r"probe_every.*landscape probes.*batch-growth"):
         make_spec(**ACTIVATE["probes"], batch_size=16, batch_growth_every=4, batch_growth_max=128)
+
+
+# -- a made-up per-step instrument: its declaration and its hook, nothing else -----------------------
+
+class LabelCounter:
+    """Every 3rd step: the sum of the batch's labels, read before the update."""
+
+    name = "label_counter"
+    COLUMNS = ("labels",)
+    excluded = True  # timed apart, like ICS
+
+    def __init__(self, every: int) -> None:
+        self.every, self.seen = every, None
+
+    @classmethod
+    def for_run(cls, run, model):
+        return cls(3)
+
+    def before_forward(self, device) -> None:
+        self.seen = "forward"
+
+    def before_update(self, model, xb, yb, lr) -> None:
+        assert self.seen == "forward"
+        self.seen = int(yb.sum())
+
+    def after_update(self, model, xb, yb, loss) -> list[dict]:
+        return [{"labels": self.seen}]
+
+
+COUNTER = Instrument(
+    name="label_counter", description="made-up label counter", switch="label_smoothing",
+    params=("label_smoothing",), files=("label_counter.parquet",), fusable=False, with_micro_batches=False,
+    implementation=__name__, runtime=f"{__name__}:LabelCounter")
+
+
+def test_a_made_up_per_step_instrument_is_taken_and_written_without_changing_the_run(
+        tmp_path, digits_path, make_spec, register):
+    spec = make_spec(label_smoothing=0.1, epochs=1, batch_size=128)
+    execute_run(spec, digits_path, tmp_path / "before", log=lambda _: None)
+    register(COUNTER)
+    metrics = execute_run(spec, digits_path, tmp_path / "after", log=lambda _: None)
+    rows = pd.read_parquet(tmp_path / "after" / "label_counter.parquet")
+    assert list(rows.columns) == ["step", "epoch", "labels"]
+    assert list(rows.step) == list(range(3, metrics["steps"] + 1, 3)) and (rows.labels > 0).all()
+    steps = [pd.read_parquet(tmp_path / d / runfolder.STEPS).drop(columns="train_seconds", errors="ignore")
+             for d in ("before", "after")]
+    pd.testing.assert_frame_equal(*steps, check_exact=True)  # measuring it changed nothing in training
+    assert not (tmp_path / "before" / "label_counter.parquet").exists()
+    execute_run(make_spec(epochs=1, batch_size=128), digits_path, tmp_path / "off", log=lambda _: None)
+    off = pd.read_parquet(tmp_path / "off" / "label_counter.parquet")
+    assert off.empty and list(off.columns) == ["step", "epoch", "labels"]  # a run without it: an empty table
+
+
+def test_a_checkpoint_from_before_the_hooks_resumes_with_its_rows():
+    import pickle
+
+    from bnlab.train.loop import LoopState
+
+    old = LoopState()
+    state = {k: v for k, v in vars(old).items() if k not in ("rows", "excluded_seconds")}
+    state.update(probe_rows=[{"step": 5, "eta": 1.0}], ics_rows=[], ics_seconds=0.25)
+    restored = LoopState.__new__(LoopState)
+    restored.__setstate__(state)
+    assert restored.rows == {"probes": [{"step": 5, "eta": 1.0}]} and restored.excluded_seconds == {"ics": 0.25}
+    again = pickle.loads(pickle.dumps(restored))  # and a new one round-trips as it is
+    assert again.rows == restored.rows and again.excluded_seconds == restored.excluded_seconds

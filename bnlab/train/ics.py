@@ -38,6 +38,7 @@ The measurement leaves training exactly as it was:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -157,3 +158,37 @@ def ics_step(
             (g_prime,) = torch.autograd.grad(loss, [w])
             rows.append({"layer_index": layer.index, "layer": layer.module, **compare(g, g_prime)})
     return rows
+
+
+class ICSHook:
+    """ICS as a per-step hook (bnlab/train/hooks.py): the RNG state before the step's forward (its dropout
+    masks), W^t and G before the update, then each layer's gradient with only the layers before it updated;
+    its time is left out of the training time. Never due on a model without an ICS layer."""
+
+    name = "ics"  # bnlab/instruments.py
+    COLUMNS = ICS_COLUMNS
+    excluded = True
+
+    def __init__(self, model: nn.Module, every: int) -> None:
+        self.layers = ics_layers(model)
+        self.every = every if self.layers else 0
+        self.rng: RngState | None = None
+        self.old: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None
+
+    @classmethod
+    def for_run(cls, run, model: nn.Module) -> "ICSHook":
+        return cls(model, run.ics_every)
+
+    def before_forward(self, device: torch.device) -> None:
+        self.rng = rng_state(device)
+
+    def before_update(self, model: nn.Module, xb: Tensor, yb: Tensor, lr: float) -> None:
+        self.old = snapshot(model, self.layers)  # copies: the optimizer writes parameters in place
+
+    def after_update(self, model: nn.Module, xb: Tensor, yb: Tensor, loss: Tensor) -> list[dict]:
+        (w_old, g_old), rng = self.old, self.rng
+        self.old = self.rng = None
+        if not math.isfinite(float(loss.detach())):
+            return []
+        # same batch and masks; parameters, grads, BN statistics and RNG are left as they are
+        return list(ics_step(model, xb, yb, w_old, g_old, rng, layers=self.layers))

@@ -31,6 +31,8 @@ import torch
 from bnlab.train.batches import BatchPlan, plan_batches
 from bnlab.train.checkpoint import CheckpointPolicy, save_checkpoint
 from bnlab.train.evaluate import evaluate
+from bnlab.train.ics import ICSHook
+from bnlab.train.probes import ProbeHook
 from bnlab.train.steppers import SingleStepper, StepOut, Stepper, _grad_norm, sync  # noqa: F401  (_grad_norm: bench/)
 from bnlab.train.tensors import Splits
 
@@ -60,9 +62,20 @@ class LoopState:
     # ||g_t - g_{t-1}|| of the output layer's gradient (the course's "gradient predictiveness")
     last_changes: torch.Tensor | None = None
     prev_last_grad: torch.Tensor | None = None
-    probe_rows: list[dict] = field(default_factory=list)
-    ics_rows: list[dict] = field(default_factory=list)
-    ics_seconds: float = 0.0  # spent measuring ICS (left out of train_seconds)
+    # per-step instruments' rows (bnlab/train/hooks.py) by instrument name, each with step and epoch
+    rows: dict[str, list[dict]] = field(default_factory=dict)
+    # seconds spent in instruments whose time is not training time (ICS), by name: left out of train_seconds
+    excluded_seconds: dict[str, float] = field(default_factory=dict)
+
+    def __setstate__(self, state: dict) -> None:
+        """A checkpoint written before the instruments' rows were kept by name resumes too (probe_rows,
+        ics_rows and ics_seconds become rows["probes"], rows["ics"] and excluded_seconds["ics"])."""
+        if "rows" not in state:
+            named = (("probes", state.pop("probe_rows", [])), ("ics", state.pop("ics_rows", [])))
+            state["rows"] = {name: rows for name, rows in named if rows}
+            seconds = state.pop("ics_seconds", 0.0)
+            state["excluded_seconds"] = {"ics": seconds} if seconds else {}
+        self.__dict__.update(state)
 
 
 @dataclass
@@ -81,15 +94,26 @@ class LoopResult:
     bn_rows: list[dict] = field(default_factory=list)
     resumed_from: int | None = None
     step_last_grad_change: torch.Tensor | None = None
-    probe_rows: list[dict] = field(default_factory=list)
-    ics_rows: list[dict] = field(default_factory=list)  # {step, epoch, layer_index, layer, l2, cosine, grad_norm}
-    ics_seconds: float = 0.0
+    rows: dict[str, list[dict]] = field(default_factory=dict)  # per-step instruments' rows, by name
+    excluded_seconds: dict[str, float] = field(default_factory=dict)  # their time left out of train_seconds
     plan: BatchPlan | None = None
     micro_batches: list[int] = field(default_factory=list)  # per step: micro-batches accumulated
 
     @property
     def samples(self) -> int:
         return sum(self.plan.sizes[: self.steps_done])
+
+    @property
+    def probe_rows(self) -> list[dict]:
+        return self.rows.get("probes", [])
+
+    @property
+    def ics_rows(self) -> list[dict]:  # {step, epoch, layer_index, layer, l2, cosine, grad_norm}
+        return self.rows.get("ics", [])
+
+    @property
+    def ics_seconds(self) -> float:
+        return self.excluded_seconds.get("ics", 0.0)
 
 
 def eval_steps(steps_per_epoch: int, epochs: int, evals_per_epoch: int) -> list[int]:
@@ -111,9 +135,11 @@ class RunRecord:
 
 class Recorder:
     """Everything the loop records, for every run at once: per-step tensors [K, total], a LoopState per run
-    (history, BN rows, probe and ICS rows, position), divergence, checkpoints, progress lines and the clock.
+    (history, BN rows, per-step instruments' rows, position), divergence, checkpoints, progress lines and the
+    clock.
 
-    The clock counts optimizer steps only: evaluations, checkpoints and ICS measurements are left out.
+    The clock counts optimizer steps only: evaluations, checkpoints and the instruments whose time is not
+    training time (ICS measurements) are left out.
     """
 
     CHECK_EVERY = 25  # on a GPU, losses are checked for NaN/inf in windows: a check syncs the device
@@ -245,12 +271,13 @@ class Recorder:
         done, progress = step + 1, self.plan.progress(step + 1)
         for i in self.active:
             st = self.states[i]
-            st.probe_rows.extend({"step": done, "epoch": progress, **row} for row in out.probe_rows)
-            st.ics_rows.extend({"step": done, "epoch": progress, **row} for row in out.ics_rows)
-            st.ics_seconds += out.ics_seconds
+            for name, rows in out.rows.items():
+                st.rows.setdefault(name, []).extend({"step": done, "epoch": progress, **row} for row in rows)
+            for name, seconds in out.excluded_seconds.items():
+                st.excluded_seconds[name] = st.excluded_seconds.get(name, 0.0) + seconds
             st.step_lr.append(self.stepper.lr(i))
             st.step, st.batch = done, done - self.plan.epoch_starts[st.epoch]
-        self.t0 += out.ics_seconds  # not training time
+        self.t0 += sum(out.excluded_seconds.values())  # not training time
 
     def diverged(self, step: int) -> list[tuple[int, int]]:
         """(run, step it diverged at) of the active runs whose training loss turned non-finite."""
@@ -350,8 +377,8 @@ class Recorder:
                 eval_seconds=st.eval_seconds, history=st.history, step_loss=self.losses[i, :done].float().cpu(),
                 step_grad_norm=self.grad_norms[i, :done].float().cpu(), step_lr=st.step_lr[:done],
                 bn_rows=st.bn_rows, resumed_from=self.resumed_from[i],
-                step_last_grad_change=self.last_changes[i, :done].float().cpu(), probe_rows=st.probe_rows,
-                ics_rows=st.ics_rows, ics_seconds=st.ics_seconds, plan=plan,
+                step_last_grad_change=self.last_changes[i, :done].float().cpu(), rows=st.rows,
+                excluded_seconds=st.excluded_seconds, plan=plan,
                 micro_batches=[self.stepper.micro(size)[1] for size in plan.sizes[:done]],
             ))
         return out
@@ -424,9 +451,10 @@ def train_loop(
     cross-entropy against smoothed targets, and the recorded training loss is that loss.
     """
     plan = plan_batches(len(data.train_x), epochs, batch_at or (lambda step: batch_size))
+    hooks = ([ProbeHook(model, probe_every, probe_etas)] if probe_every else []) \
+        + ([ICSHook(model, ics_every)] if ics_every else [])
     stepper = SingleStepper(model, optimizer, data, plan, lr_at=lr_at, max_micro_batch=max_micro_batch,
-                            probe_every=probe_every, probe_etas=probe_etas, ics_every=ics_every, l2=l2,
-                            label_smoothing=label_smoothing)
+                            hooks=hooks, l2=l2, label_smoothing=label_smoothing)
     run = RunRecord(order_seed, bn_snapshot, checkpoint, checkpoint_extra or {}, resume)
     (result,) = train_steps(stepper, [run], data, plan, evals_per_epoch=evals_per_epoch, eval_test=eval_test,
                             log=log)

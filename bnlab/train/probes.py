@@ -240,3 +240,31 @@ def last_layer_grad(model: nn.Module) -> Tensor:
     if layer.bias is not None and layer.bias.grad is not None:
         parts.append(layer.bias.grad.detach().flatten())
     return torch.cat(parts).clone()
+
+
+class ProbeHook:
+    """Landscape probes as a per-step hook (bnlab/train/hooks.py): on a due step, probe_step along the step's
+    gradient, after backward and before the update; its time is training time."""
+
+    name = "probes"  # bnlab/instruments.py
+    COLUMNS = PROBE_COLUMNS
+    excluded = False
+
+    def __init__(self, model: nn.Module, every: int, etas: Sequence[float]) -> None:
+        self.every, self.etas, self.rows = every, etas, []
+
+    @classmethod
+    def for_run(cls, run, model: nn.Module) -> "ProbeHook":
+        return cls(model, run.probe_every, run.probe_multipliers)
+
+    def before_forward(self, device: torch.device) -> None:
+        pass
+
+    def before_update(self, model: nn.Module, xb: Tensor, yb: Tensor, lr: float) -> None:
+        # the probe looks along this step's gradient, on this batch, and leaves parameters, grads,
+        # BN statistics and RNG as they were
+        self.rows = list(probe_step(model, xb, yb, lr, self.etas))
+
+    def after_update(self, model: nn.Module, xb: Tensor, yb: Tensor, loss: Tensor) -> list[dict]:
+        rows, self.rows = self.rows, []
+        return rows

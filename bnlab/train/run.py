@@ -33,13 +33,12 @@ from bnlab.train.batches import fixed_plan, plan_batches
 from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoints, remove_checkpoint
 from bnlab.train.coadapt import coadaptation, not_computed
 from bnlab.train.determinism import determinism_state, determinism_warnings, prepare_determinism
-from bnlab.train.ics import ICS_COLUMNS
+from bnlab.train.hooks import row_tables, step_hooks
 from bnlab.train.l2 import l2_penalty, l2_weights
 from bnlab.train.loop import LoopResult, RunRecord, train_steps
 from bnlab.train.lr_policy import lr_function
 from bnlab.train.memory import micro_batch_cap
 from bnlab.train.optimizers import make_optimizer  # noqa: F401  (also imported from here by bench/ and cost)
-from bnlab.train.probes import PROBE_COLUMNS
 from bnlab.train.steppers import FusedStepper, SingleStepper
 from bnlab.train.tensors import device_splits, fast_layout, with_curve_subsets
 
@@ -259,9 +258,10 @@ def execute_runs(
         stepper = FusedStepper(fused, optimizers, splits, plan, lr_ats=lr_ats, dropout_generators=generators,
                                l2s=[train_spec.l2 for train_spec, _ in resolved], label_smoothing=first.label_smoothing)
     else:
+        # the per-step instruments the run takes (bnlab/instruments.py), as hooks around its update
         stepper = SingleStepper(models[0], optimizers[0], splits, plan, lr_at=lr_ats[0], max_micro_batch=micro_cap,
-                                probe_every=first.probe_every, probe_etas=first.probe_multipliers,
-                                ics_every=first.ics_every, l2=resolved[0][0].l2, label_smoothing=first.label_smoothing)
+                                hooks=step_hooks(first, models[0]), l2=resolved[0][0].l2,
+                                label_smoothing=first.label_smoothing)
     with determinism_warnings(nondeterministic):
         results = train_steps(stepper, runs, splits, plan, evals_per_epoch=first.evals_per_epoch,
                               eval_test=first.eval_test, log=log)
@@ -388,8 +388,6 @@ def write_run_folder(spec: RunSpec, train_spec: RunSpec, picked: dict, data, spl
         "last_grad_change": result.step_last_grad_change.numpy(),
         "lr": result.step_lr,
     })
-    probes = pd.DataFrame(result.probe_rows, columns=["step", "epoch", *PROBE_COLUMNS])
-    ics = pd.DataFrame(result.ics_rows, columns=["step", "epoch", *ICS_COLUMNS])
     bn = pd.DataFrame(result.bn_rows, columns=["step", "epoch", "layer", "layer_index", "kind", "channel", "gamma", "beta"])
     metrics = summarise(spec, result, history)
     metrics.update({
@@ -426,8 +424,10 @@ def write_run_folder(spec: RunSpec, train_spec: RunSpec, picked: dict, data, spl
     runfolder.write_parquet(out_dir / runfolder.HISTORY, history)
     runfolder.write_parquet(out_dir / runfolder.STEPS, steps)
     runfolder.write_parquet(out_dir / runfolder.BN_PARAMS, bn)
-    runfolder.write_parquet(out_dir / runfolder.PROBES, probes)
-    runfolder.write_parquet(out_dir / runfolder.ICS, ics)
+    for inst, columns in row_tables():  # each per-step instrument's rows (probes, ICS): empty where not taken
+        (file,) = inst.files
+        runfolder.write_parquet(out_dir / file, pd.DataFrame(result.rows.get(inst.name, []),
+                                                             columns=["step", "epoch", *columns]))
     runfolder.write_json(out_dir / runfolder.COADAPTATION, coadapt)
     runfolder.write_weights(out_dir / runfolder.WEIGHTS, model.state_dict())
     runfolder.write_json(out_dir / runfolder.METRICS, metrics)  # last: marks the run as finished

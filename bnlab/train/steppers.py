@@ -8,34 +8,36 @@ also sets the learning rates, evaluates its members, gives a checkpoint its
 model, optimizer and random-number states and takes them back on resume.
 
 SingleStepper: one model and its optimizer, with what only a run trained
-alone does: accumulated micro-batches, loss-landscape probes and ICS.
+alone does: accumulated micro-batches, and the per-step instruments' hooks
+(bnlab/train/hooks.py: loss-landscape probes, ICS) around its update.
 
 FusedStepper: K runs of one architecture as one fused net
 (bnlab/models/fused.py). Each member has its own optimizer (any torch.optim
 one, built on the member's parameters), learning-rate schedule, L2 term and
 dropout generator; a member that diverged is released (storage of its own
-back) and left out of every later update. Probes, ICS and micro-batches are
-not fused (bnlab.fusion keeps such runs unfused).
+back) and left out of every later update. Micro-batches and instruments
+declared not fusable are not fused (bnlab.fusion keeps such runs unfused).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
 
+from bnlab.instruments import by_name
 from bnlab.models.fused import FusedNet
 from bnlab.schedules import accumulation
 from bnlab.train.batches import BatchPlan
 from bnlab.train.checkpoint import restore_rng_states, rng_states
 from bnlab.train.evaluate import evaluate
-from bnlab.train.ics import ics_layers, ics_step, rng_state, snapshot
+from bnlab.train.hooks import StepHook
 from bnlab.train.l2 import add_l2_gradient, l2_weights
-from bnlab.train.probes import last_linear, probe_step
+from bnlab.train.probes import last_linear
 from bnlab.train.tensors import Splits
 
 
@@ -47,9 +49,10 @@ class StepOut:
     hits: torch.Tensor  # correct predictions per member (int64)
     grad_norm: torch.Tensor
     last_change: torch.Tensor | None  # ||g_t - g_{t-1}|| of the output layer; None on the first step
-    probe_rows: list[dict] = field(default_factory=list)  # of this step's probe (SingleStepper only)
-    ics_rows: list[dict] = field(default_factory=list)
-    ics_seconds: float = 0.0  # spent measuring ICS: not training time
+    # SingleStepper only: this step's rows per instrument (bnlab/train/hooks.py), and the seconds of those
+    # whose time is not training time (ICS)
+    rows: dict[str, list[dict]] = field(default_factory=dict)
+    excluded_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Stepper(Protocol):
@@ -93,18 +96,17 @@ class SingleStepper:
     grouped = False
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: Splits, plan: BatchPlan, *,
-                 lr_at: Callable[[int], float] | None = None, max_micro_batch: int = 0, probe_every: int = 0,
-                 probe_etas: list[float] | tuple = (), ics_every: int = 0, l2: float = 0.0,
-                 label_smoothing: float = 0.0) -> None:
+                 lr_at: Callable[[int], float] | None = None, max_micro_batch: int = 0,
+                 hooks: Sequence[StepHook] = (), l2: float = 0.0, label_smoothing: float = 0.0) -> None:
         self.models, self.model, self.optimizer, self.data, self.total = [model], model, optimizer, data, plan.total
-        self.lr_at, self.probe_every, self.probe_etas, self.ics_every = lr_at, probe_every, probe_etas, ics_every
-        self.l2, self.label_smoothing = l2, label_smoothing
+        self.lr_at, self.l2, self.label_smoothing = lr_at, l2, label_smoothing
+        # (hook, whether its instrument is taken on steps of several micro-batches: its declaration)
+        self.hooks = [(h, by_name(h.name).with_micro_batches) for h in hooks if h.every]
         # (micro-batch, count) of every batch size in the plan: one pass, or equal accumulated parts
         self.micro_split = {size: accumulation(size, max_micro_batch) if max_micro_batch else (size, 1)
                             for size in set(plan.sizes)}
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.output_layer = last_linear(model)
-        self.shift_layers = ics_layers(model) if ics_every else []
         self.decayed = l2_weights(model) if l2 else []
         self.prev_last_grad: torch.Tensor | None = None
 
@@ -118,14 +120,14 @@ class SingleStepper:
         return self.micro_split[size]
 
     def step(self, step: int, idx: torch.Tensor, active: list[int]) -> StepOut:
-        model, device, out = self.model, idx.device, {}
+        model, device = self.model, idx.device
         micro, n_micro = self.micro_split[idx.shape[1]]
         xb, yb = self.data.train_x[idx[0]], self.data.train_y[idx[0]]
         for p in self.params:  # what zero_grad(set_to_none=True) does, without its ~35 us of wrapping per step
             p.grad = None
-        # ICS needs the step's own dropout masks: the RNG state before its forward
-        measure_ics = bool(self.shift_layers) and (step + 1) % self.ics_every == 0 and n_micro == 1
-        rng_before = rng_state(device) if measure_ics else None
+        due = [h for h, with_micro in self.hooks if (step + 1) % h.every == 0 and (n_micro == 1 or with_micro)]
+        for hook in due:  # ICS: the RNG state before the forward, for the step's own dropout masks
+            hook.before_forward(device)
         if n_micro == 1:
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=self.label_smoothing)
@@ -151,25 +153,21 @@ class SingleStepper:
                               + ([layer.bias.grad.flatten()] if layer.bias is not None else []))
         change = None if self.prev_last_grad is None else torch.linalg.vector_norm(last_grad - self.prev_last_grad)
         self.prev_last_grad = last_grad
-        if self.probe_every and (step + 1) % self.probe_every == 0 and n_micro == 1:
-            # Before optimizer.step(): the probe looks along this step's gradient, on this
-            # batch, and leaves parameters, grads, BN statistics and RNG as they were.
-            out["probe_rows"] = list(probe_step(model, xb, yb, self.lr(0), self.probe_etas))
-        if measure_ics:  # W^t and G before the update (the optimizer writes parameters in place)
-            w_old, g_old = snapshot(model, self.shift_layers)
+        for hook in due:  # before optimizer.step(): probes along this step's gradient; ICS: W^t and G
+            hook.before_update(model, xb, yb, self.lr(0))
         self.optimizer.step()
-        if measure_ics and math.isfinite(float(loss.detach())):
-            # After the step: each layer's gradient with only the layers before it updated,
-            # same batch and masks; parameters, grads, BN statistics and RNG are left as they are.
-            sync(device)
-            s0 = time.perf_counter()
-            out["ics_rows"] = list(ics_step(model, xb, yb, w_old, g_old, rng_before, layers=self.shift_layers))
-            sync(device)
-            out["ics_seconds"] = time.perf_counter() - s0
-        if measure_ics:
-            del w_old, g_old
+        rows, excluded = {}, {}
+        for hook in due:  # after the step (ICS: each layer's gradient with only the layers before it updated)
+            if hook.excluded:  # timed apart: not training time
+                sync(device)
+                s0 = time.perf_counter()
+                rows[hook.name] = hook.after_update(model, xb, yb, loss)
+                sync(device)
+                excluded[hook.name] = time.perf_counter() - s0
+            else:
+                rows[hook.name] = hook.after_update(model, xb, yb, loss)
         return StepOut(loss=loss.detach().reshape(1), hits=hits.reshape(1), grad_norm=grad_norm.reshape(1),
-                       last_change=None if change is None else change.reshape(1), **out)
+                       last_change=None if change is None else change.reshape(1), rows=rows, excluded_seconds=excluded)
 
     def evaluate(self, x, y, which, batch):
         return [evaluate(self.model, x, y, batch)]
