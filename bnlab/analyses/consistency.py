@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from bnlab.analyses.measures import MEASURES
+from bnlab.analyses.summary import SUMMARY_METRICS
 from bnlab.runfolder import read_json
 
 TOLERANCE = 1e-12  # the same floats read back: anything above is a second computation
@@ -42,8 +43,6 @@ def _finished_mean(facts: pd.DataFrame, measure: str, cell: str) -> float:
 
 def check_summary(facts: pd.DataFrame, folder: Path) -> tuple[int, list[str]]:
     """summary.csv's means, and the accuracy cells of the summary table as printed (at their precision)."""
-    from bnlab.analyses.summary import SUMMARY_METRICS  # the summary imports measures, not this module
-
     checked, problems = 0, []
     summary = pd.read_csv(folder / "summary" / "summary.csv")
     for column, short in SUMMARY_METRICS:
