@@ -62,6 +62,29 @@ class PlanarBatchNorm2d(nn.BatchNorm2d):
         return super().forward(x)
 
 
+class PointwiseConv2d(nn.Conv2d):
+    """torch's Conv2d for a 1x1 kernel, computed on a planar copy where torch's CPU kernel corrupts memory.
+
+    With torch 2.14.1 on the CPU, the backward pass of a 1x1 convolution with stride 2 on a channels-last
+    input of 2 to 7 channels writes outside its buffers: the process dies with "double free or
+    corruption", a bus error or a segmentation fault a few steps in (3x3 kernels, stride 1, 1 channel
+    and 8 or more channels are unaffected; tests/test_models.py runs the case in a child process).
+    ResNet's projection shortcut is such a convolution when its stage is that narrow (the quick
+    scale's ResNet at widths 4-8-16). The planar copy gives the same function and gradients; other
+    shapes, and every shape on a GPU, take torch's path unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if 1 < self.in_channels < 8 and self.stride != (1, 1) and x.device.type == "cpu" and x.dim() == 4 \
+                and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            # a planar input and a fresh planar copy of the weight (whose gradient flows back to it): a 1x1
+            # weight is "contiguous" in both layouts, so .contiguous() would hand torch the parameter itself
+            out = self._conv_forward(x.contiguous(), self.weight.clone(memory_format=torch.contiguous_format),
+                                     self.bias)
+            return out.contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
+
+
 def torch_batch_norm(num_features: int, dims: int) -> nn.Module:
     """PyTorch's BatchNorm1d/2d with its defaults (eps 1e-5, momentum 0.1)."""
     return nn.BatchNorm1d(num_features) if dims == 1 else PlanarBatchNorm2d(num_features)

@@ -26,7 +26,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .layers import LayerSpec, check_widths, head, stem
+from .layers import LayerSpec, PointwiseConv2d, check_widths, head, stem
 from .registry import register_model
 
 DEFAULT_RESNET_WIDTHS = [16, 32, 64]
@@ -35,9 +35,10 @@ BLOCKS_PER_STAGE = 2
 
 def _conv_bn(spec: LayerSpec, in_channels: int, out_channels: int, kernel: int, stride: int) -> nn.Sequential:
     """conv (no bias under BN: BN's beta is the bias) -> [BN]; no activation (the block places them)."""
+    conv = PointwiseConv2d if kernel == 1 else nn.Conv2d  # a torch CPU bug for narrow 1x1 strides (layers.py)
     layers: list[tuple[str, nn.Module]] = [
-        ("conv", nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2,
-                           bias=not spec.hidden_bn))]
+        ("conv", conv(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2,
+                      bias=not spec.hidden_bn))]
     if spec.hidden_bn:
         layers.append(("bn", spec.norm(out_channels, 2, "hidden")))
     return nn.Sequential(OrderedDict(layers))
