@@ -366,3 +366,14 @@ def test_the_analysis_publishes_per_seed_measures_keyed_by_the_bn_run(tmp_path):
     got = {(e["params"]["activation"], e["seed"]): e["value"] for e in measures["speedup"]}
     assert got == {("relu", 0): pytest.approx(3.0), ("tanh", 0): pytest.approx(3.0),
                    ("relu", 1): None, ("tanh", 1): None}  # seed 1: SLOW never reaches the baseline's best
+
+
+def test_equal_speedups_whose_float_mean_is_not_exact_are_still_the_same():
+    """156/58 three times: the mean of their logs is an ulp off, and a std of 1e-16 once printed
+    '2.69x [2.69, 2.69]' (the default report's bn_cifar, 3 seeds that all crossed at step 58 of 156)."""
+    ratio = 156 / 58
+    row = speedup_paired(per_seed_table([ratio] * 3)).iloc[0]
+    assert row["ci_low"] == row["ci_high"]
+    assert row["text"] == "2.69x (3/3 seeds, the same in each)"
+    spread = speedup_paired(per_seed_table([ratio, ratio, ratio * 1.01])).iloc[0]
+    assert spread["ci_low"] < spread["ci_high"] and "[" in spread["text"]

@@ -146,7 +146,9 @@ def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float] | 
     if len(v) < MIN_SEEDS:
         return None
     m, half = float(v.mean()), 0.0
-    s = float(v.std(ddof=1))
+    # equal values have no spread; their float mean can be an ulp off them, and std() then a few ulps above
+    # 0, which printed an interval like [+1.69, +1.69] for three seeds with the same speedup
+    s = float(v.std(ddof=1)) if np.ptp(v) > 0 else 0.0
     if s > 0:
         half = float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1)) * s / math.sqrt(len(v))
     return m - half, m + half
@@ -161,7 +163,7 @@ def seeds_to_decide(values, gap: float, confidence: float = CONFIDENCE) -> int |
     v = np.asarray(list(values), float)
     if len(v) < 2 or not gap > 0:
         return None
-    s = float(v.std(ddof=1))
+    s = float(v.std(ddof=1)) if np.ptp(v) > 0 else 0.0
     for n in range(MIN_SEEDS, MAX_SEEDS_NEEDED + 1):
         if float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * s / math.sqrt(n) < gap:
             return n
