@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bnlab.analyses.speedup import (
-    geomean_interval, speedup_findings, speedup_paired, speedup_per_seed,
+    geomean_interval, loss_text, speedup_findings, speedup_paired, speedup_per_seed, time_text,
 )
 
 STEPS = [0, 100, 200, 300, 400, 500, 600, 700, 800]  # one cadence for every run
@@ -377,3 +377,16 @@ def test_equal_speedups_whose_float_mean_is_not_exact_are_still_the_same():
     assert row["text"] == "2.69x (3/3 seeds, the same in each)"
     spread = speedup_paired(per_seed_table([ratio, ratio, ratio * 1.01])).iloc[0]
     assert spread["ci_low"] < spread["ci_high"] and "[" in spread["text"]
+
+
+def test_time_and_loss_cells_say_the_same_instead_of_printing_a_point_interval():
+    """The time speedup multiplies each seed's step ratio by one step-cost ratio timed once per network, so
+    seeds that crossed at the same step give the same time speedup: '2.00x [2.00, 2.00]' was printed."""
+    same = pd.Series({"time_speedup": 2.0, "time_ci_low": 2.0, "time_ci_high": 2.0, "step_cost": 1.34,
+                      "loss_speedup": 1.5, "loss_ci_low": 1.5, "loss_ci_high": 1.5, "n_loss": 3, "n_seeds": 3})
+    assert time_text(same) == "2.00x (the same in each seed) (BN step 1.34x)"
+    assert loss_text(same) == "1.50x (the same in each seed) (3/3)"
+    apart = same.copy()
+    apart["time_ci_low"], apart["loss_ci_high"] = 1.8, 1.7
+    assert time_text(apart) == "2.00x [1.80, 2.00] (BN step 1.34x)"
+    assert loss_text(apart) == "1.50x [1.50, 1.70] (3/3)"

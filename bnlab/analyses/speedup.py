@@ -482,11 +482,19 @@ def loss_clause(r) -> str:
             f"baseline's lowest {clause} ({ratio}{interval + ', ' if interval else ''}{seeds})")
 
 
+def _ci_cell(low, high) -> str:
+    """' [2.1, 4.5]' after a table cell's ratio; '' without an interval; ' (the same in each seed)' for a
+    zero-width one (every seed the same ratio), which is not printed as [x, x]."""
+    if low is None or _missing(low):
+        return ""
+    return " (the same in each seed)" if low == high else f" [{low:.2f}, {high:.2f}]"
+
+
 def loss_text(row) -> str:
     """Table cell: the per-step speedup on the training loss, its interval, and the seeds with a number."""
     if _missing(row.get("loss_speedup")):
         return "—"
-    interval = "" if _missing(row.get("loss_ci_low")) else f" [{row['loss_ci_low']:.2f}, {row['loss_ci_high']:.2f}]"
+    interval = _ci_cell(row.get("loss_ci_low"), row.get("loss_ci_high"))
     return f"{row['loss_speedup']:.2f}x{interval} ({int(row['n_loss'])}/{int(row['n_seeds'])})"
 
 
@@ -494,7 +502,7 @@ def time_text(row) -> str:
     """Table cell: the time speedup, its interval over seeds, and BN's step cost."""
     if _missing(row.get("time_speedup")):
         return "—" if _missing(row.get("step_cost")) else f"— (BN step {row['step_cost']:.2f}x)"
-    interval = "" if _missing(row.get("time_ci_low")) else f" [{row['time_ci_low']:.2f}, {row['time_ci_high']:.2f}]"
+    interval = _ci_cell(row.get("time_ci_low"), row.get("time_ci_high"))
     return f"{row['time_speedup']:.2f}x{interval} (BN step {row['step_cost']:.2f}x)"
 
 
