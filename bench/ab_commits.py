@@ -83,9 +83,11 @@ def main() -> int:
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old_tree), args.old],
                        check=True, capture_output=True)
         try:
+            from bnlab.params import RunSpec
+
+            dataset = {rel: RunSpec.from_relative_dir(rel).dataset for _, rel in runs}
             datasets = {}
-            for _, rel in runs:
-                name = rel.split("/")[0].split("~")[1]
+            for name in dataset.values():
                 if name not in datasets:
                     datasets[name] = Path(tmp) / f"{name}.pt"
                     prepare_dataset(name, datasets[name], val_size=5000, split_seed=0, log=lambda _: None)
@@ -93,7 +95,7 @@ def main() -> int:
                   f"(new); load average at start {os.getloadavg()[0]:.2f}", flush=True)
             rows = []
             for study, rel in runs:
-                data = datasets[rel.split("/")[0].split("~")[1]]
+                data = datasets[dataset[rel]]
                 times = {"old": [], "new": []}
                 for r in range(args.repeats):
                     order = (("old", old_tree), ("new", REPO)) if r % 2 == 0 else (("new", REPO), ("old", old_tree))

@@ -136,6 +136,13 @@ def pair(a: dict, b: dict) -> Paired:
     return Paired(tuple(seeds), tuple(float(a[s]) for s in seeds), tuple(float(b[s]) for s in seeds))
 
 
+def _sample_sd(v: np.ndarray) -> float:
+    """The sample standard deviation, exactly 0 for equal values: their float mean can be an ulp off them
+    and std() then a few ulps above 0, which printed an interval like [+1.69, +1.69] for three seeds with
+    the same speedup."""
+    return float(v.std(ddof=1)) if np.ptp(v) > 0 else 0.0
+
+
 def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
     """Student t interval of the mean of `values` (paired differences, or log ratios); None below MIN_SEEDS.
 
@@ -146,9 +153,7 @@ def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float] | 
     if len(v) < MIN_SEEDS:
         return None
     m, half = float(v.mean()), 0.0
-    # equal values have no spread; their float mean can be an ulp off them, and std() then a few ulps above
-    # 0, which printed an interval like [+1.69, +1.69] for three seeds with the same speedup
-    s = float(v.std(ddof=1)) if np.ptp(v) > 0 else 0.0
+    s = _sample_sd(v)
     if s > 0:
         half = float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1)) * s / math.sqrt(len(v))
     return m - half, m + half
@@ -163,7 +168,7 @@ def seeds_to_decide(values, gap: float, confidence: float = CONFIDENCE) -> int |
     v = np.asarray(list(values), float)
     if len(v) < 2 or not gap > 0:
         return None
-    s = float(v.std(ddof=1)) if np.ptp(v) > 0 else 0.0
+    s = _sample_sd(v)
     for n in range(MIN_SEEDS, MAX_SEEDS_NEEDED + 1):
         if float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * s / math.sqrt(n) < gap:
             return n
