@@ -22,11 +22,13 @@ import yaml
 from bnlab.data.limits import DataLimitError, check_data_limits
 from bnlab.instruments import instruments
 from bnlab.params import (
-    SCHEMA_PATH,
+    APPLIES,
     NOT_APPLICABLE,
     PARAM_NAMES,
     POLICY_PARAMS,
-    WITH_MOMENTUM,
+    RUN_PARAMETERS,
+    SCHEMA_PATH,
+    Applies,
     RunSpec,
     format_number,
     format_widths,
@@ -35,16 +37,10 @@ from bnlab.params import (
 )
 
 
-# Models whose layer widths the config may set (the others have a fixed shape).
-MODELS_WITH_WIDTHS = ("mlp", "cnn", "cnn2", "resnet")
-# Init schemes that take init_scale, and the scale "default" stands for.
-INIT_SCALE_DEFAULTS = {"normal": 1.0, "uniform": 0.5}
 # Run parameters that are numbers; YAML reads "1e-3" as a string, so these are
 # converted before validation ("1e-3" and 0.001 are then the same run).
 NUMERIC_PARAMS = ("init_scale", "dropout_in", "dropout_hidden", "lr", "lr_min", "lr_period", "lr_gamma",
                   "momentum", "weight_decay", "l2", "label_smoothing", "batch_mem_mb")
-CYCLICAL = ("triangular", "triangular2", "exp_range")
-LR_GAMMA_DEFAULTS = {"exp_range": 0.99994, "step_decay": 2.0}
 
 
 # Resources a study may set for its training jobs (study key `resources`), over `execution`'s.
@@ -359,70 +355,50 @@ def resolve_run(params: dict, where: str = "run") -> RunSpec:
     params = _coerce_numbers(params)
     _check(params, {"$ref": "#/$defs/run"}, [where])
     p = dict(params)
-    model, init = p["model"], p["init"]
-    if model in MODELS_WITH_WIDTHS:
-        p["widths"] = format_widths(p["widths"])
-    elif p["widths"] != "default":
-        raise ConfigError(
-            f"config error at '{where}.widths': model '{model}' has a fixed shape; "
-            f"widths apply to {', '.join(MODELS_WITH_WIDTHS)}"
-        )
-    else:
-        p["widths"] = NOT_APPLICABLE
-    if init in INIT_SCALE_DEFAULTS:
-        scale = INIT_SCALE_DEFAULTS[init] if p["init_scale"] == "default" else p["init_scale"]
-        p["init_scale"] = format_number(scale)
-    elif p["init_scale"] != "default":
-        raise ConfigError(
-            f"config error at '{where}.init_scale': init '{init}' takes no scale; "
-            f"init_scale applies to {', '.join(INIT_SCALE_DEFAULTS)}"
-        )
-    else:
-        p["init_scale"] = NOT_APPLICABLE
-    p["momentum"] = format_number(p["momentum"]) if p["optimizer"] in WITH_MOMENTUM else NOT_APPLICABLE
-    _resolve_schedule(p, where)
-    _resolve_batch_growth(p, where)
-    for inst in instruments():  # an instrument's settings beyond its switch apply only where it is on
-        for setting in inst.params:
-            if setting != inst.switch:
-                p[setting] = format_number(p[setting]) if p[inst.switch] else NOT_APPLICABLE
+    for name, applies in APPLIES.items():  # decided on the values as given, before any of them becomes "na"
+        p[name] = _applied(name, applies, params, where)
+    _check_schedule(params, where)
+    _check_batch_growth(params, where)
     return RunSpec.from_strings(p)
 
 
-def _resolve_schedule(p: dict, where: str) -> None:
-    """Keep only the schedule settings the chosen policy uses (the rest become "na")."""
-    schedule = p["lr_schedule"]
-    if schedule in CYCLICAL or schedule == "range_test":
-        if p["lr_min"] == "default":
-            raise ConfigError(f"config error at '{where}.lr_min': lr_schedule '{schedule}' needs lr_min "
-                              "(the lower rate; lr is the upper)")
-        numbers = not is_pick(p["lr_min"]) and not is_pick(p["lr"])
-        if numbers and p["lr_min"] >= p["lr"]:
-            raise ConfigError(f"config error at '{where}.lr_min': must be below lr ({p['lr_min']} >= {p['lr']})")
-        p["lr_min"] = p["lr_min"] if is_pick(p["lr_min"]) else format_number(p["lr_min"])
-    else:
-        p["lr_min"] = NOT_APPLICABLE
-    p["lr_period"] = format_number(p["lr_period"]) if schedule in CYCLICAL + ("step_decay",) else NOT_APPLICABLE
-    if schedule in LR_GAMMA_DEFAULTS:
-        p["lr_gamma"] = format_number(LR_GAMMA_DEFAULTS[schedule] if p["lr_gamma"] == "default" else p["lr_gamma"])
-    else:
-        p["lr_gamma"] = NOT_APPLICABLE
+def _applied(name: str, applies: Applies, params: dict, where: str) -> Any:
+    """A parameter's canonical value where it applies (its declared x-applies), "na" where it does not."""
+    value, on = params[name], params[applies.param]
+    if not applies.holds(params):
+        if applies.refuse_elsewhere and value != "default":
+            raise ConfigError(f"config error at '{where}.{name}': {applies.param} '{on}' takes no {name}; "
+                              f"{name} applies {applies.where_text()}")
+        return NOT_APPLICABLE
+    if value == "default" and applies.required:
+        raise ConfigError(f"config error at '{where}.{name}': {applies.param} '{on}' needs {name} "
+                          f"({RUN_PARAMETERS[name]['description']})")
+    if value == "default":
+        value = applies.defaults.get(on, value)
+    if name == "widths":
+        return format_widths(value)
+    return value if isinstance(value, str) else format_number(value)
 
 
-def _resolve_batch_growth(p: dict, where: str) -> None:
-    """Growth settings apply only to growing runs; the memory cap to every run that sets one."""
-    p["batch_mem_mb"] = NOT_APPLICABLE if p["batch_mem_mb"] == 0 else format_number(p["batch_mem_mb"])
-    if p["batch_growth_every"] == 0:
-        p["batch_growth_max"] = p["batch_growth_via"] = NOT_APPLICABLE
+def _check_schedule(params: dict, where: str) -> None:
+    """A rate range runs upwards: lr_min below lr wherever both are numbers."""
+    low, high = params["lr_min"], params["lr"]
+    if APPLIES["lr_min"].holds(params) and not is_pick(low) and not is_pick(high) and low >= high:
+        raise ConfigError(f"config error at '{where}.lr_min': must be below lr ({low} >= {high})")
+
+
+def _check_batch_growth(params: dict, where: str) -> None:
+    """A growing batch starts below its largest, at a constant lr, with no instrument that needs whole batches."""
+    if params["batch_growth_every"] == 0:
         return
-    if p["lr_schedule"] != "constant":
+    if params["lr_schedule"] != "constant":
         raise ConfigError(f"config error at '{where}.lr_schedule': batch growth runs at a constant lr (seed 003 "
-                          f"p. 2.3), not '{p['lr_schedule']}'; batch_growth_via: lr gives the matching lr decay")
-    if p["batch_growth_max"] <= p["batch_size"]:
+                          f"p. 2.3), not '{params['lr_schedule']}'; batch_growth_via: lr gives the matching lr decay")
+    if params["batch_growth_max"] <= params["batch_size"]:
         raise ConfigError(f"config error at '{where}.batch_growth_max': must be above batch_size "
-                          f"({p['batch_growth_max']} <= {p['batch_size']})")
+                          f"({params['batch_growth_max']} <= {params['batch_size']})")
     for inst in instruments():  # as the instrument declares (bnlab/instruments.py: with_batch_growth)
-        if inst.switch and p[inst.switch] and not inst.with_batch_growth:
+        if inst.switch and params[inst.switch] and not inst.with_batch_growth:
             raise ConfigError(f"config error at '{where}.{inst.switch}': {inst.description} are not taken in "
                               "batch-growth runs (each measurement needs the whole batch in one pass)")
 

@@ -43,8 +43,46 @@ SEGMENTS: tuple[tuple[str, ...], ...] = (ARCH_PARAMS, OPTIM_PARAMS, BATCH_PARAMS
 PARAM_FOR_KEY: dict[str, str] = {v: k for k, v in PATH_KEYS.items()}
 
 NOT_APPLICABLE = "na"  # value of a parameter that does not affect this run
-# Optimizers with a momentum parameter (the others' momentum is "na" in the run's folder name).
-WITH_MOMENTUM = ("sgd", "bnlab_sgd")
+
+
+@dataclass(frozen=True)
+class Applies:
+    """Where a run parameter affects the run, as its declaration's x-applies says (config/schema.yaml)."""
+
+    param: str  # the run parameter it depends on
+    values: tuple[Any, ...] | None  # the values of `param` where it applies; None: where `param` is nonzero
+    defaults: dict[Any, Any]  # what "default" stands for under each value of `param` (empty: no such value)
+    required: bool  # "default" is refused where it applies
+    refuse_elsewhere: bool  # a value set where it does not apply is an error (otherwise it becomes "na")
+
+    @classmethod
+    def from_declaration(cls, name: str, declared: dict) -> "Applies":
+        unknown = set(declared) - {"param", "in", "nonzero", "required", "elsewhere"}
+        if unknown or ("in" in declared) == bool(declared.get("nonzero")) or \
+                declared.get("elsewhere", "na") not in ("na", "refuse"):
+            raise ValueError(f"{SCHEMA_PATH}: run parameter {name}: x-applies needs param and either `in` "
+                             f"or `nonzero: true` (elsewhere: na or refuse), not {declared}")
+        values = declared.get("in")
+        return cls(param=declared["param"], values=None if values is None else tuple(values),
+                   defaults=dict(values) if isinstance(values, dict) else {},
+                   required=bool(declared.get("required")), refuse_elsewhere=declared.get("elsewhere") == "refuse")
+
+    def holds(self, params: dict) -> bool:
+        """Whether the parameter applies to a run with these (uncanonical) parameters."""
+        value = params[self.param]
+        return value != 0 if self.values is None else value in self.values
+
+    def where_text(self) -> str:
+        """Where it applies, in words: 'where model is mlp, cnn, cnn2 or resnet'."""
+        if self.values is None:
+            return f"where {self.param} is not 0"
+        names = [str(v) for v in self.values]
+        return f"where {self.param} is " + (", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0])
+
+
+# Parameter name -> where it applies, for the parameters that do not apply to every run.
+APPLIES: dict[str, Applies] = {name: Applies.from_declaration(name, spec["x-applies"])
+                               for name, spec in RUN_PARAMETERS.items() if "x-applies" in spec}
 # lr / lr_min written as "pick-<study>": the value the LR range test of that
 # study picks, read when the run starts (the folder name keeps the reference).
 PICK_PREFIX = "pick-"

@@ -94,9 +94,9 @@ def test_bad_values_name_the_field(fixed, field, hint):
 def test_bad_grid_value_and_cross_field_errors():
     with pytest.raises(ConfigError, match=r"studies\.s\.grid\.lr\[1\]"):
         build_plan(small_config(grid={"lr": [0.1, -1]}))
-    with pytest.raises(ConfigError, match="init 'xavier' takes no scale"):
+    with pytest.raises(ConfigError, match="init 'xavier' takes no init_scale; init_scale applies where init is normal or uniform"):
         build_plan(small_config(fixed={"init": "xavier", "init_scale": 0.1}))
-    with pytest.raises(ConfigError, match="model 'lenet5' has a fixed shape"):
+    with pytest.raises(ConfigError, match="model 'lenet5' takes no widths; widths applies where model is mlp, cnn, cnn2 or resnet"):
         build_plan(small_config(fixed={"model": "lenet5", "widths": [10]}))
     with pytest.raises(ConfigError, match="leave no run"):
         build_plan(small_config(exclude=[{"dataset": "digits"}]))

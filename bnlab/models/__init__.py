@@ -5,7 +5,7 @@
 
 from .init import DEFAULT_SCALES, INIT_SCHEMES, INITIALIZERS, init_weights
 from .layers import ACTIVATION_LAYERS, ACTIVATIONS, BN_PLACEMENTS, NORM_FACTORIES, LayerSpec
-from .registry import create_model, list_models, register_model
+from .registry import accepts_widths, create_model, list_models, register_model
 from .summary import bn_layers, count_parameters
 
 # Importing the model modules registers their builders.
@@ -20,6 +20,7 @@ __all__ = [
     "INIT_SCHEMES",
     "LayerSpec",
     "NORM_FACTORIES",
+    "accepts_widths",
     "bn_layers",
     "count_parameters",
     "create_model",

@@ -37,6 +37,12 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
+def accepts_widths(name: str) -> bool:
+    """Whether the model's builder takes `widths` (the others have a fixed architecture)."""
+    check_choice("model", name, list_models())
+    return "widths" in inspect.signature(_MODELS[name]).parameters
+
+
 def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
@@ -73,7 +79,7 @@ def create_model(
 
     builder = _MODELS[name]
     kwargs = {}
-    if "widths" in inspect.signature(builder).parameters:
+    if accepts_widths(name):
         kwargs["widths"] = widths
     elif widths is not None:
         raise ValueError(f"model {name!r} has a fixed architecture and takes no widths (got {widths})")
