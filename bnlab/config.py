@@ -1,8 +1,14 @@
-"""Config validation and study expansion: YAML config -> validated plan of runs.
+"""Config loading and study expansion: YAML config -> validated plan of runs.
 
-Everything a user can get wrong in the config is caught here, before
-Snakemake plans a job, with a message that names the field and what is
-allowed. The plan it returns is what the rules expand into jobs.
+Everything a user can get wrong in the config is caught before Snakemake plans
+a job, with a message that names the field and what is allowed. This module
+loads the config, fills in the schema's defaults (bnlab.schema), resolves each
+run's parameters from their declarations (bnlab.params: where a parameter
+applies) and expands every study into its runs; a feature's own entries are
+checked by that feature: cell selectors and claims (bnlab.cells,
+bnlab.claims), search stages (bnlab.search), range-test picks
+(bnlab.lr_picks), data limits (bnlab.data.limits). The plan it returns is
+what the rules expand into jobs.
 """
 
 from __future__ import annotations
@@ -12,130 +18,41 @@ import hashlib
 import itertools
 import json
 from dataclasses import asdict, dataclass, field, fields
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
+from bnlab.cells import canonical_partial, check_cell, check_names_tell_cells_apart
+from bnlab.claims import EXPECT_NUMBERS, check_expectation
 from bnlab.data.limits import DataLimitError, check_data_limits
+from bnlab.errors import ConfigError, path_text
 from bnlab.instruments import instruments
+from bnlab.lr_picks import check_pick_sources
 from bnlab.params import (
     APPLIES,
     NOT_APPLICABLE,
     PARAM_NAMES,
     POLICY_PARAMS,
     RUN_PARAMETERS,
-    SCHEMA_PATH,
     Applies,
     RunSpec,
     format_number,
     format_widths,
     is_pick,
-    search_ref,
 )
+from bnlab.schema import check, check_param, coerce_numbers, fill_defaults, load_schema
+from bnlab.search import check_search_stages
+
+__all__ = ["ConfigError", "Plan", "StudyPlan", "build_plan", "config_hash", "load_config", "load_schema",
+           "resolve_run", "validate_config"]
 
 
-# Run parameters that are numbers; YAML reads "1e-3" as a string, so these are
-# converted before validation ("1e-3" and 0.001 are then the same run).
-NUMERIC_PARAMS = ("init_scale", "dropout_in", "dropout_hidden", "lr", "lr_min", "lr_period", "lr_gamma",
-                  "momentum", "weight_decay", "l2", "label_smoothing", "batch_mem_mb")
 
 
 # Resources a study may set for its training jobs (study key `resources`), over `execution`'s.
 RESOURCE_KEYS = ("mem_mb", "runtime_min", "gpus_per_run")
-
-
-class ConfigError(ValueError):
-    """A config problem a user can fix; the message names the field."""
-
-
-@lru_cache(maxsize=1)
-def load_schema() -> dict:
-    with open(SCHEMA_PATH) as fh:
-        return yaml.safe_load(fh)
-
-
-# ---------------------------------------------------------------- defaults
-def _resolve_ref(schema: dict, root: dict) -> dict:
-    while "$ref" in schema:
-        name = schema["$ref"].split("/")[-1]
-        schema = root["$defs"][name]
-    return schema
-
-
-def _fill_defaults(instance: Any, schema: dict, root: dict) -> None:
-    """Insert schema defaults into dicts, recursively (in place)."""
-    schema = _resolve_ref(schema, root)
-    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
-        for item in instance:
-            _fill_defaults(item, schema["items"], root)
-        return
-    if not isinstance(instance, dict):
-        return
-    for key, sub in schema.get("properties", {}).items():
-        sub_resolved = _resolve_ref(sub, root)
-        if key not in instance:
-            if "default" in sub:
-                instance[key] = copy.deepcopy(sub["default"])
-            elif "default" in sub_resolved:
-                instance[key] = copy.deepcopy(sub_resolved["default"])
-        if key in instance:
-            _fill_defaults(instance[key], sub, root)
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, dict):
-        for key, value in instance.items():
-            if key not in schema.get("properties", {}):
-                _fill_defaults(value, extra, root)
-
-
-# -------------------------------------------------------------- messages
-def _path_text(parts) -> str:
-    text = ""
-    for p in parts:
-        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
-    return text or "(top level)"
-
-
-def _form(branch: dict) -> str:
-    """One alternative of a oneOf, in words."""
-    branch = _resolve_ref(branch, load_schema())
-    if "const" in branch:
-        return repr(branch["const"])
-    if branch.get("type") in ("number", "integer"):
-        return "a number" + (" > 0" if branch.get("exclusiveMinimum") == 0 else "")
-    if branch.get("type") == "array":
-        return "a list"
-    return branch.get("description", str(branch.get("type", "another form")))
-
-
-def _explain(error: jsonschema.ValidationError, prefix: list) -> str:
-    """One line: where, what is wrong, what is allowed."""
-    best = jsonschema.exceptions.best_match([error]) if error.context else error
-    where = _path_text(prefix + list(best.absolute_path))
-    schema = best.schema if isinstance(best.schema, dict) else {}
-    msg = f"config error at '{where}': {best.message}"
-    if error.validator == "oneOf" and isinstance(error.instance, str) and best.validator in ("pattern", "const"):
-        # A word where a number or a reference was expected: name every accepted form.
-        forms = " or ".join(_form(b) for b in error.validator_value)
-        return f"config error at '{where}': {error.instance!r} is not of type 'number'; allowed: {forms}"
-    if best.validator == "additionalProperties" and isinstance(schema.get("properties"), dict):
-        msg += f"; allowed keys: {', '.join(sorted(schema['properties']))}"
-    if "enum" in schema:
-        msg += f"; allowed: {', '.join(map(str, schema['enum']))}"
-    if "description" in schema:
-        msg += f" ({schema['description']})"
-    return msg
-
-
-def _check(instance: Any, schema: dict, prefix: list) -> None:
-    root = load_schema()
-    full = {**schema, "$defs": root["$defs"]}
-    validator = jsonschema.Draft202012Validator(full)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        raise ConfigError(_explain(errors[0], prefix))
 
 
 # ------------------------------------------------------------------- plan
@@ -321,39 +238,12 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-# Numbers of an `expect:` entry (YAML reads 1e-6 as text, as with run parameters).
-EXPECT_NUMBERS = ("value", "margin", "tolerance")
-
-
-def _coerce_numbers(params: dict, keys=NUMERIC_PARAMS) -> dict:
-    out = dict(params)
-    for key in keys:
-        value = out.get(key)
-        if isinstance(value, str) and value != "default":
-            try:
-                out[key] = float(value)
-            except ValueError:
-                pass  # left for the schema to reject with a message
-    return out
-
-
-def _check_param(key: str, value: Any, where: list) -> None:
-    root = load_schema()
-    props = root["$defs"]["run"]["properties"]
-    if key == "seed":
-        raise ConfigError(f"config error at '{_path_text(where)}': set seeds with the study's 'seeds' list")
-    if key not in props:
-        raise ConfigError(
-            f"config error at '{_path_text(where)}': unknown run parameter '{key}'; "
-            f"allowed: {', '.join(p for p in PARAM_NAMES if p != 'seed')}"
-        )
-    _check(_coerce_numbers({key: value})[key], props[key], where)
 
 
 def resolve_run(params: dict, where: str = "run") -> RunSpec:
     """Validated, canonical RunSpec from a full parameter dict."""
-    params = _coerce_numbers(params)
-    _check(params, {"$ref": "#/$defs/run"}, [where])
+    params = coerce_numbers(params)
+    check(params, {"$ref": "#/$defs/run"}, [where])
     p = dict(params)
     for name, applies in APPLIES.items():  # decided on the values as given, before any of them becomes "na"
         p[name] = _applied(name, applies, params, where)
@@ -418,74 +308,13 @@ def _axis_values(values: Any, where: list) -> list:
         try:  # YAML reads 1e-5 (no dot) as text
             lo, hi = float(lo), float(hi)
         except ValueError:
-            raise ConfigError(f"config error at '{_path_text(where)}.linspace': lo and hi must be numbers, "
+            raise ConfigError(f"config error at '{path_text(where)}.linspace': lo and hi must be numbers, "
                               f"not {values['linspace'][:2]}") from None
         if n < 2 or not lo < hi:
-            raise ConfigError(f"config error at '{_path_text(where)}.linspace': needs lo < hi and at least "
+            raise ConfigError(f"config error at '{path_text(where)}.linspace': needs lo < hi and at least "
                               f"2 values, not {values['linspace']}")
         return [float(f"{lo + (hi - lo) * i / (n - 1):.{LINSPACE_DIGITS}g}") for i in range(n)]
     return [f"draw{i}-{values['near']}" for i in range(1, values["draws"] + 1)]
-
-
-def _check_searches(studies: dict[str, StudyPlan]) -> None:
-    """best-/draw<i>-<study> must name another training study that tries several values of the parameter,
-    and the stages must not refer to each other in a circle."""
-    sources: dict[str, set[str]] = {}
-    for name, study in studies.items():
-        for run in study.runs:
-            for param, reference in run.searches.items():
-                source = search_ref(reference)[2]
-                where = f"config error at 'studies.{name}' ({param}: {reference})"
-                if source not in studies:
-                    raise ConfigError(f"{where}: no study '{source}'; studies: {', '.join(studies)}")
-                if source == name:
-                    raise ConfigError(f"{where}: a study cannot search from its own runs; put the earlier "
-                                      "stage in a study of its own")
-                tried = {r.as_strings()[param] for r in studies[source].runs}
-                if len(tried) < 2:
-                    raise ConfigError(f"{where}: study '{source}' tries {len(tried)} value of {param} "
-                                      f"({', '.join(sorted(tried)) or 'no run'}); a search stage needs several")
-                sources.setdefault(name, set()).add(source)
-    for start in sources:  # follow the references: a circle would never finish
-        seen, todo = set(), list(sources[start])
-        while todo:
-            current = todo.pop()
-            if current == start:
-                raise ConfigError(f"config error at 'studies.{start}': its search stages refer back to it "
-                                  f"(through '{current}')")
-            if current not in seen:
-                seen.add(current)
-                todo.extend(sources.get(current, ()))
-
-
-def _check_picks(studies: dict[str, StudyPlan]) -> None:
-    """lr: pick-<study> must name a study that runs the LR range test and picks nothing itself."""
-    for name, study in studies.items():
-        for run in study.runs:
-            for param, source in run.picks.items():
-                where = f"config error at 'studies.{name}' ({param}: pick-{source})"
-                if source not in studies:
-                    raise ConfigError(f"{where}: no study '{source}'; studies: {', '.join(studies)}")
-                if "lr_range" not in studies[source].analyses:
-                    raise ConfigError(f"{where}: study '{source}' has no lr_range analysis to pick from")
-                if any(r.picks for r in studies[source].runs):
-                    raise ConfigError(f"{where}: study '{source}' picks rates itself; pick from a range test "
-                                      "with numeric rates")
-
-
-def _canonical_partial(partial: dict) -> dict[str, str]:
-    """Exclusion entries compare as canonical text (0.001 == '1e-3')."""
-    out = {}
-    for key, value in _coerce_numbers(partial).items():
-        if key == "widths":
-            out[key] = format_widths(value)
-        elif isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            out[key] = format_number(value)
-        else:
-            out[key] = str(value)
-    return out
 
 
 def _analysis_entries(entries: list, where: list) -> tuple[list[str], dict[str, dict]]:
@@ -494,7 +323,7 @@ def _analysis_entries(entries: list, where: list) -> tuple[list[str], dict[str, 
     for i, entry in enumerate(entries):
         name, opts = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
         if name in names:
-            raise ConfigError(f"config error at '{_path_text(where + [i])}': analysis '{name}' is listed twice")
+            raise ConfigError(f"config error at '{path_text(where + [i])}': analysis '{name}' is listed twice")
         names.append(name)
         options[name] = dict(opts)
     return names, options
@@ -507,7 +336,7 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         # Studies that train nothing: the grid keys would be silently ignored, so refuse them.
         for key in ("fixed", "grid", "exclude", "analyses", "references", "compare", "labels", "resources"):
             if study[key]:
-                raise ConfigError(f"config error at '{_path_text(where + [key])}': a study of kind "
+                raise ConfigError(f"config error at '{path_text(where + [key])}': a study of kind "
                                   f"'{study['kind']}' trains nothing and takes no {key}")
         # The kind names its one analysis; the study's options are that analysis's options.
         plan = StudyPlan(name=name, title=study["title"], question=study["question"], source=study["source"],
@@ -516,13 +345,13 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
                          analysis_options={study["kind"]: dict(study["options"])},
                          options=dict(study["options"]), **_setting(study, where))
         # expectations about the numbers its analysis computes (no cells: it has no runs)
-        plan.expect = [_expectation(plan, e, where + ["expect", i]) for i, e in enumerate(study["expect"])]
+        plan.expect = [check_expectation(plan, e, where + ["expect", i]) for i, e in enumerate(study["expect"])]
         return plan
     if study["options"]:
-        raise ConfigError(f"config error at '{_path_text(where + ['options'])}': a training study sets its "
+        raise ConfigError(f"config error at '{path_text(where + ['options'])}': a training study sets its "
                           "analyses' options in its analyses list ({name: {option: value}})")
     for key, value in study["fixed"].items():
-        _check_param(key, value, where + ["fixed", key])
+        check_param(key, value, where + ["fixed", key])
     grids = study["grid"] if isinstance(study["grid"], list) else [study["grid"]]
     grids = [{key: _axis_values(values, where + (["grid", gi, key] if isinstance(study["grid"], list)
                                                  else ["grid", key]))
@@ -531,24 +360,24 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         for key, values in axes.items():
             for vi, value in enumerate(values):
                 gpath = ["grid", gi, key, vi] if isinstance(study["grid"], list) else ["grid", key, vi]
-                _check_param(key, value, where + gpath)
+                check_param(key, value, where + gpath)
     excludes = []
     for ei, entry in enumerate(study["exclude"]):
         for key, value in entry.items():
-            _check_param(key, value, where + ["exclude", ei, key])
-        excludes.append(_canonical_partial(entry))
+            check_param(key, value, where + ["exclude", ei, key])
+        excludes.append(canonical_partial(entry))
     setting = _setting(study, where)
     references = []
     for ri, ref in enumerate(study["references"]):
         for part in ("match", "setup"):
             for key, value in (ref.get(part) or {}).items():
-                _check_param(key, value, where + ["references", ri, part, key])
-        setup = _canonical_partial(ref["setup"]) if "setup" in ref else dict(setting["seed_setting"])
+                check_param(key, value, where + ["references", ri, part, key])
+        setup = canonical_partial(ref["setup"]) if "setup" in ref else dict(setting["seed_setting"])
         if ref.get("band") and not setup and not ref.get("differs"):
-            raise ConfigError(f"config error at '{_path_text(where + ['references', ri, 'band'])}': a band is "
+            raise ConfigError(f"config error at '{path_text(where + ['references', ri, 'band'])}': a band is "
                               "scored only against the published setup; give the reference a `setup` (run "
                               "parameters: dataset, epochs, ...) or the study a `seed_setting`")
-        references.append({**ref, "match": _canonical_partial(ref["match"]), "setup": setup})
+        references.append({**ref, "match": canonical_partial(ref["match"]), "setup": setup})
 
     runs: dict[str, RunSpec] = {}
     varying: set[str] = set()
@@ -558,13 +387,13 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         for combo in itertools.product(*(axes[k] for k in keys)):
             for seed in study["seeds"]:
                 params = {**defaults, **study["fixed"], **dict(zip(keys, combo)), "seed": seed}
-                run = resolve_run(params, where=_path_text(where))
+                run = resolve_run(params, where=path_text(where))
                 text = run.as_strings()
                 if any(all(text.get(k) == v for k, v in ex.items()) for ex in excludes):
                     continue
                 runs.setdefault(run.relative_dir(), run)
     if not runs:
-        raise ConfigError(f"config error at '{_path_text(where)}': the grid and exclusions leave no run")
+        raise ConfigError(f"config error at '{path_text(where)}': the grid and exclusions leave no run")
     run_list = list(runs.values())
     # Axes = parameters that really differ between runs (joined grids can vary
     # a key that no single grid varies), in the canonical parameter order.
@@ -585,12 +414,12 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
         resources=dict(study["resources"]),
         **setting,
     )
-    plan.names = [(_cell(plan, entry["cell"], where + ["labels", i, "cell"], one=False), entry["name"])
+    plan.names = [(check_cell(plan, entry["cell"], where + ["labels", i, "cell"], one=False), entry["name"])
                   for i, entry in enumerate(study["labels"])]
-    _check_names_tell_cells_apart(plan, where + ["labels"])
-    plan.expect = [_expectation(plan, e, where + ["expect", i]) for i, e in enumerate(study["expect"])]
-    plan.compare = [{**c, "a": _cell(plan, c["a"], where + ["compare", i, "a"], one=True),
-                     "b": _cell(plan, c["b"], where + ["compare", i, "b"], one=True)}
+    check_names_tell_cells_apart(plan, where + ["labels"])
+    plan.expect = [check_expectation(plan, e, where + ["expect", i]) for i, e in enumerate(study["expect"])]
+    plan.compare = [{**c, "a": check_cell(plan, c["a"], where + ["compare", i, "a"], one=True),
+                     "b": check_cell(plan, c["b"], where + ["compare", i, "b"], one=True)}
                     for i, c in enumerate(study["compare"])]
     return plan
 
@@ -598,69 +427,10 @@ def _expand_study(name: str, study: dict, defaults: dict) -> StudyPlan:
 def _setting(study: dict, where: list) -> dict:
     """A study's scale, why it departs from the seed, and the seed's setting as canonical text."""
     for key, value in study["seed_setting"].items():
-        _check_param(key, value, where + ["seed_setting", key])
+        check_param(key, value, where + ["seed_setting", key])
     return {"scale": study.get("scale", ""), "scale_why": study["scale_why"],
             "seeds_at_scales": dict(study["seeds_at_scales"]),
-            "seed_setting": _canonical_partial(study["seed_setting"]), "setting_note": study["setting_note"]}
-
-
-# Tests of an expectation that compare two cells, and those about a set of cells.
-PAIR_TESTS = ("higher", "lower", "similar", "faster")
-CELL_TESTS = ("chance", "above_chance", "diverges", "no_divergence", "below", "above")
-
-
-def _cell(study: StudyPlan, partial: dict, where: list, one: bool) -> dict[str, str]:
-    """A cell selector checked against the study: known parameters, at least one run, one cell if `one`."""
-    for key, value in partial.items():
-        _check_param(key, value, where + [key])
-    canonical = _canonical_partial(partial)
-    chosen = study.select(canonical) if study.runs else []
-    if not chosen:
-        raise ConfigError(f"config error at '{_path_text(where)}': {partial} matches no run of study "
-                          f"'{study.name}'")
-    labels = list(dict.fromkeys(study.label(r) for r in chosen))
-    if one and len(labels) > 1:
-        raise ConfigError(f"config error at '{_path_text(where)}': {partial} matches {len(labels)} cells "
-                          f"({'; '.join(labels[:4])}{'; ...' if len(labels) > 4 else ''}); name one cell")
-    return canonical
-
-
-def _check_names_tell_cells_apart(study: StudyPlan, where: list) -> None:
-    """Two cells (runs apart from the seed) must not share a label once `labels:` names them."""
-    if not study.names:
-        return
-    seen: dict[str, str] = {}
-    for run in study.runs:
-        cell = ", ".join(f"{a}={run.as_strings()[a]}" for a in study.axes)
-        label = study.label(run)
-        if seen.setdefault(label, cell) != cell:
-            raise ConfigError(f"config error at '{_path_text(where)}': cells {seen[label]} and {cell} are both "
-                              f"called '{label}'; give their names cells that tell them apart")
-
-
-def _expectation(study: StudyPlan, entry: dict, where: list) -> dict:
-    """An `expect:` entry with its selectors checked and canonical; the fields its test needs present."""
-    test, out = entry["test"], dict(entry)
-    if test in PAIR_TESTS:
-        for side in ("a", "b"):
-            if side not in entry:
-                raise ConfigError(f"config error at '{_path_text(where)}': test '{test}' compares two cells; "
-                                  f"give '{side}' (and {'b' if side == 'a' else 'a'}), run parameters of one cell each")
-            # a run metric pairs one cell's runs by seed; an analysis's measure may be over several cells
-            # (landscape's loss band spans a bn setting's lrs), so it only needs the selector to match
-            out[side] = _cell(study, entry[side], where + [side], one="." not in entry.get("metric", ""))
-        if entry.get("cells"):
-            raise ConfigError(f"config error at '{_path_text(where + ['cells'])}': test '{test}' takes a and b, "
-                              "not cells")
-    else:
-        for side in ("a", "b"):
-            if side in entry:
-                raise ConfigError(f"config error at '{_path_text(where + [side])}': test '{test}' is about "
-                                  f"`cells`, not a pair; pair tests: {', '.join(PAIR_TESTS)}")
-        out["cells"] = [_cell(study, c, where + ["cells", i], one=False) for i, c in enumerate(entry.get("cells", []))]
-    if test in ("below", "above") and "value" not in entry:
-        raise ConfigError(f"config error at '{_path_text(where)}': test '{test}' needs a 'value' to compare with")
-    return out
+            "seed_setting": canonical_partial(study["seed_setting"]), "setting_note": study["setting_note"]}
 
 
 def validate_config(config: dict) -> dict:
@@ -674,13 +444,13 @@ def validate_config(config: dict) -> dict:
         raise ConfigError(str(err)) from None
     root = load_schema()
     if isinstance(cfg.get("defaults"), dict):
-        cfg["defaults"] = _coerce_numbers(cfg["defaults"])
+        cfg["defaults"] = coerce_numbers(cfg["defaults"])
     for study in (cfg.get("studies") or {}).values():
         if isinstance(study, dict) and isinstance(study.get("expect"), list):
-            study["expect"] = [_coerce_numbers(e, EXPECT_NUMBERS) if isinstance(e, dict) else e
+            study["expect"] = [coerce_numbers(e, EXPECT_NUMBERS) if isinstance(e, dict) else e
                                for e in study["expect"]]
-    _fill_defaults(cfg, root, root)
-    _check(cfg, {k: v for k, v in root.items() if k != "$defs"}, [])
+    fill_defaults(cfg, root, root)
+    check(cfg, {k: v for k, v in root.items() if k != "$defs"}, [])
     return cfg
 
 
@@ -690,8 +460,8 @@ def build_plan(config: dict) -> Plan:
     if "seed" in config.get("defaults", {}):
         raise ConfigError("config error at 'defaults.seed': set seeds with each study's 'seeds' list")
     studies = {name: _expand_study(name, study, cfg["defaults"]) for name, study in cfg["studies"].items()}
-    _check_picks(studies)
-    _check_searches(studies)
+    check_pick_sources(studies)
+    check_search_stages(studies)
     try:
         check_data_limits(cfg, studies)  # batch sizes and val_size against the datasets' image counts
     except DataLimitError as err:

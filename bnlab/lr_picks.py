@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from bnlab.errors import ConfigError
 from bnlab.params import RunSpec
 from bnlab.runfolder import METRICS, read_json
 from bnlab.schedules import pick_lr_bounds
@@ -79,3 +81,18 @@ def write_picks(runs: list[RunSpec], run_root: str | Path, out: str | Path) -> p
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     found.to_csv(out, index=False)
     return found
+
+
+def check_pick_sources(studies: dict[str, Any]) -> None:
+    """Read with the config (`studies`: name -> StudyPlan): lr: pick-<study> must name a study that runs the LR range test and picks nothing itself."""
+    for name, study in studies.items():
+        for run in study.runs:
+            for param, source in run.picks.items():
+                where = f"config error at 'studies.{name}' ({param}: pick-{source})"
+                if source not in studies:
+                    raise ConfigError(f"{where}: no study '{source}'; studies: {', '.join(studies)}")
+                if "lr_range" not in studies[source].analyses:
+                    raise ConfigError(f"{where}: study '{source}' has no lr_range analysis to pick from")
+                if any(r.picks for r in studies[source].runs):
+                    raise ConfigError(f"{where}: study '{source}' picks rates itself; pick from a range test "
+                                      "with numeric rates")

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bnlab.errors import ConfigError
 from bnlab.params import SEARCHABLE_PARAMS, RunSpec, search_ref
 from bnlab.runfolder import METRICS, read_json
 
@@ -124,3 +126,34 @@ def earlier_stages(studies: dict, name: str) -> list[str]:
 
 def searched_params(runs: list[RunSpec]) -> list[str]:
     return sorted({p for r in runs for p in r.searches})
+
+
+def check_search_stages(studies: dict[str, Any]) -> None:
+    """Read with the config (`studies`: name -> StudyPlan): best-/draw<i>-<study> must name another training study that tries several values of the parameter,
+    and the stages must not refer to each other in a circle."""
+    sources: dict[str, set[str]] = {}
+    for name, study in studies.items():
+        for run in study.runs:
+            for param, reference in run.searches.items():
+                source = search_ref(reference)[2]
+                where = f"config error at 'studies.{name}' ({param}: {reference})"
+                if source not in studies:
+                    raise ConfigError(f"{where}: no study '{source}'; studies: {', '.join(studies)}")
+                if source == name:
+                    raise ConfigError(f"{where}: a study cannot search from its own runs; put the earlier "
+                                      "stage in a study of its own")
+                tried = {r.as_strings()[param] for r in studies[source].runs}
+                if len(tried) < 2:
+                    raise ConfigError(f"{where}: study '{source}' tries {len(tried)} value of {param} "
+                                      f"({', '.join(sorted(tried)) or 'no run'}); a search stage needs several")
+                sources.setdefault(name, set()).add(source)
+    for start in sources:  # follow the references: a circle would never finish
+        seen, todo = set(), list(sources[start])
+        while todo:
+            current = todo.pop()
+            if current == start:
+                raise ConfigError(f"config error at 'studies.{start}': its search stages refer back to it "
+                                  f"(through '{current}')")
+            if current not in seen:
+                seen.add(current)
+                todo.extend(sources.get(current, ()))

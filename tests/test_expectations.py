@@ -318,3 +318,21 @@ def test_a_claim_about_a_fixed_budget_is_judged_on_runs_still_training_and_says_
     assert frag["stats"]["expectations"]["items"][0]["reason"].endswith(
         "; a claim about a fixed budget, judged although 1 run rose faster than 0.5 points per epoch over their "
         "last 3 validation points (bn=none seed 1: +2.00 points/epoch at epoch 3)")
+
+
+def test_the_claim_tests_the_plan_checks_are_the_schemas():
+    """bnlab.claims sorts every test the schema allows into a pair test or a cell test, and no other."""
+    from bnlab.claims import CELL_TESTS, PAIR_TESTS
+    from bnlab.config import load_schema
+
+    def find_test_enum(node):
+        if isinstance(node, dict):
+            if "chance" in (node.get("enum") or ()):
+                return node["enum"]
+            return next((e for e in map(find_test_enum, node.values()) if e), None)
+        if isinstance(node, list):
+            return next((e for e in map(find_test_enum, node) if e), None)
+        return None
+
+    allowed = find_test_enum(load_schema())
+    assert sorted(PAIR_TESTS + CELL_TESTS) == sorted(allowed) and not set(PAIR_TESTS) & set(CELL_TESTS)

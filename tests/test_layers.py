@@ -16,10 +16,10 @@ from bnlab import codegraph
 
 # Lowest first. "pkg.*" is the package pkg and everything under it; other entries are single modules.
 LAYERS = [
-    ("base", ["bnlab", "bnlab.params", "bnlab.schedules", "bnlab.lr_picks", "bnlab.search", "bnlab.provenance", "bnlab.runfolder", "bnlab.codegraph", "bnlab.warm",
+    ("base", ["bnlab", "bnlab.errors", "bnlab.params", "bnlab.schedules", "bnlab.lr_picks", "bnlab.search", "bnlab.provenance", "bnlab.runfolder", "bnlab.codegraph", "bnlab.warm",
               "bnlab.model_inputs", "bnlab.snakemake_private",
               "bnlab.data.*", "bnlab.models.*"]),
-    ("plan", ["bnlab.config", "bnlab.fusion", "bnlab.instruments", "bnlab.studies", "bnlab.setting"]),
+    ("plan", ["bnlab.config", "bnlab.schema", "bnlab.cells", "bnlab.claims", "bnlab.fusion", "bnlab.instruments", "bnlab.studies", "bnlab.setting"]),
     ("train", ["bnlab.train.*", "bnlab.cost", "bnlab.step_times"]),
     # figures draw what analyses computed: below them, so no figure imports an analysis (no cycle can come back)
     ("figures", ["bnlab.figures.*"]),
