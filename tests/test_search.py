@@ -115,6 +115,38 @@ def test_resolve_records_what_a_stage_handed_over(tmp_path, make_spec):
         resolve_picks(spec, {})
 
 
+def test_a_stage_names_the_value_the_search_goes_on_from_by_the_searchs_measure(tmp_path, make_spec):
+    """Stage 1's section names the value stage 2 starts from (highest final validation accuracy), not the
+    highest best curve point, which can be another value; the sentence follows the search's measure."""
+    from types import SimpleNamespace
+
+    from bnlab.analyses.summary import plan_params, search_source_findings
+
+    runs = [make_spec(l2=v) for v in (0.001, 0.01, 0.1)]
+
+    def findings_with(final_val_accs):
+        for run, final in zip(runs, final_val_accs):
+            folder = tmp_path / run.relative_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+            # best curve point highest at l2 = 0.1 in both cases: the search must not follow it
+            (folder / "metrics.json").write_text(json.dumps({"status": "ok", "final_val_acc": final,
+                                                             "best_val_acc": 0.99 if run.l2 == 0.1 else 0.5,
+                                                             "final_test_acc": final}))
+        ctx = SimpleNamespace(study=SimpleNamespace(name="coarse", runs=runs), run_root=tmp_path,
+                              extra={"search_next": {"l2": ["fine"]}})
+        return " ".join(search_source_findings(ctx))
+
+    assert "goes on from l2 = 0.01: its runs reached the highest final validation accuracy (whole split), " \
+           "90.0%" in findings_with([0.8, 0.9, 0.7])
+    assert "goes on from l2 = 0.001:" in findings_with([0.95, 0.9, 0.7])
+    assert "the next stage ('fine') starts from it" in findings_with([0.95, 0.9, 0.7])
+    # which studies go on from which: read off the plan's references
+    plan = build_plan(three_stages())
+    assert plan_params(plan, plan.studies["coarse"]) == {"search_next": {"l2": ["fine"]}}
+    assert plan_params(plan, plan.studies["fine"]) == {"search_next": {"l2": ["final"]}}
+    assert plan_params(plan, plan.studies["final"]) == {"search_next": {}}
+
+
 # ------------------------------------------------------------------ the analysis's verdicts
 def stages(fine_acc: float, final_acc: float) -> pd.DataFrame:
     coarse = [(v, 0, "ok", a) for v, a in ((0.01, 0.80), (0.02, 0.84), (0.03, 0.81))]
@@ -185,6 +217,13 @@ def test_a_new_stage_1_outcome_retrains_exactly_stages_2_and_3(tmp_path):
     # the report names stage 2's runs by the values they trained with, not draw<i>-coarse
     labels = pd.read_csv(tmp_path / "res" / "studies" / "fine" / "summary" / "runs.csv").label
     assert len(labels) == 3 and not labels.str.contains("draw").any() and labels.str.match(r"l2=[0-9.e-]+$").all()
+    # stage 1's section and stage 2's name the same value as the one the search went on from
+    coarse_text = " ".join(json.loads((tmp_path / "res" / "studies" / "coarse" / "summary" / "fragment.json")
+                                      .read_text())["findings"])
+    fine_text = " ".join(json.loads((tmp_path / "res" / "studies" / "fine" / "summary" / "fragment.json")
+                                    .read_text())["findings"])
+    assert f"goes on from l2 = {top['value']:.3g}:" in coarse_text
+    assert f"study 'coarse''s best value {top['value']:.3g}:" in fine_text
 
     again = snakemake("-n", "--configfile", str(path))
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]

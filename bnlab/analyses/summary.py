@@ -18,7 +18,9 @@ from bnlab.analyses.formats import fmt_loss, fmt_num, fmt_pct
 from bnlab.analyses.measures import MEASURES, facts_table, name
 from bnlab.analyses.registry import Analysis, register, table
 from bnlab.analyses.registry import fragment as make_fragment
+from bnlab import search
 from bnlab.data import display_name
+from bnlab.params import search_ref
 from bnlab.runfolder import HISTORY, METRICS, read_json
 
 # (column in the run table, name in the summary)
@@ -520,6 +522,37 @@ def picked_rates_findings(used: dict, searched: dict) -> list[str]:
     return sentences
 
 
+def plan_params(plan, study) -> dict:
+    """The later stages of a search that go on from this study's runs: {param: [study, ...]} (bnlab.search)."""
+    later: dict[str, set[str]] = {}
+    for other in plan.studies.values():
+        for run in other.runs:
+            for param, reference in run.searches.items():
+                if search_ref(reference)[2] == study.name:
+                    later.setdefault(param, set()).add(other.name)
+    return {"search_next": {param: sorted(names) for param, names in sorted(later.items())}}
+
+
+def search_source_findings(ctx) -> list[str]:
+    """For a study a later search stage goes on from: the value it carries forward, by the search's own measure
+    (bnlab.search.METRIC), so that this section and the next stage name the same best value."""
+    sentences = []
+    for param, later in ctx.extra.get("search_next", {}).items():
+        table = search.candidates(ctx.study.runs, ctx.run_root)
+        try:
+            found = search.best(table, param)
+        except ValueError as err:  # no run finished: the next stage cannot start either
+            sentences.append(f"The search cannot go on from this study: {err}.")
+            continue
+        stages = ", ".join(f"'{name}'" for name in later)
+        sentences.append(
+            f"The search goes on from {param} = {found['value']:.3g}: its runs reached the highest "
+            f"{name(search.METRIC)}, {_pct(found['score'])}, the measure the search ranks by; the next "
+            f"stage{'s' if len(later) > 1 else ''} ({stages}) start{'' if len(later) > 1 else 's'} from it. "
+            f"The ranking below is by another measure, the {name('best_val_acc')}.")
+    return sentences
+
+
 def fragment(ctx) -> dict:
 
     study = ctx.study
@@ -532,7 +565,7 @@ def fragment(ctx) -> dict:
     used, searched = picked_values(ctx)
     return make_fragment(
         tables=tables,
-        findings=(picked_rates_findings(used, searched) + generic_findings(summary) + split_findings(summary, runs)
+        findings=(picked_rates_findings(used, searched) + search_source_findings(ctx) + generic_findings(summary) + split_findings(summary, runs)
                   + bn_comparison_findings(summary, study.axes)
                   + references_findings(verdicts)),
         stats={"n_runs": len(runs), "n_diverged": int((runs.status == "diverged").sum()),
@@ -556,4 +589,4 @@ register(Analysis(
     name="summary",
     description="run table, summary over seeds (mean ± sd, diverged runs counted), findings and published "
                 "numbers beside ours; the tables every other analysis of a study reads",
-    compute=compute, fragment=fragment, reads=(METRICS, HISTORY)))
+    compute=compute, fragment=fragment, reads=(METRICS, HISTORY), plan_params=plan_params))
