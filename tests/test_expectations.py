@@ -154,8 +154,23 @@ def test_faster_uses_first_step_at_the_baselines_best(tmp_path):
                                                        **{("none", s): slow for s in seeds}})
     got, frag = verdicts(tmp_path / "bn", study)
     reason = frag["stats"]["expectations"]["items"][0]["reason"]
-    assert got == [ev.CONFIRMED] and "speedup b/a 3.00x" in reason
-    assert "the same difference +2.00 in all 3 seeds" in reason and "interval" not in reason
+    assert got == [ev.CONFIRMED] and "speedup b/a: the same 3.00x in all 3 seeds: above 1x" in reason
+    assert "interval" not in reason
+    # the speedup tables' definition: geometric mean over seeds, interval of the log ratios (ratios 3, 3 and
+    # 1.5: arithmetic mean 2.50x, geometric 2.38x)
+    half = [0.1, 0.5, 0.8, 0.86]  # reaches 0.8 at step 20: 30 / 20 = 1.5x
+    write_summary(tmp_path / "geo", study, acc, curve={("hidden", 0): quick, ("hidden", 1): quick,
+                                                        ("hidden", 2): half, **{("none", s): slow for s in seeds}})
+    got, frag = verdicts(tmp_path / "geo", study)
+    reason = frag["stats"]["expectations"]["items"][0]["reason"]
+    assert f"geometric mean {(3 * 3 * 1.5) ** (1 / 3):.2f}x" in reason and "2.50x" not in reason
+    # one seed where BN never reaches the target: not confirmed, whatever the others say
+    write_summary(tmp_path / "never", study, acc, curve={("hidden", 0): quick, ("hidden", 1): quick,
+                                                          ("hidden", 2): [0.1, .2, .3, .4],
+                                                          **{("none", s): slow for s in seeds}})
+    got, frag = verdicts(tmp_path / "never", study)
+    assert got == [ev.INCONCLUSIVE]
+    assert "a never reached b's best in seed 2: no speedup there" in frag["stats"]["expectations"]["items"][0]["reason"]
     write_summary(tmp_path / "nobn", study, acc, curve={("hidden", 0): slow, ("hidden", 1): [0.1, .2, .3, .4],
                                                          ("hidden", 2): slow, **{("none", s): quick for s in seeds}})
     got, frag = verdicts(tmp_path / "nobn", study)
@@ -336,3 +351,16 @@ def test_the_claim_tests_the_plan_checks_are_the_schemas():
 
     allowed = find_test_enum(load_schema())
     assert sorted(PAIR_TESTS + CELL_TESTS) == sorted(allowed) and not set(PAIR_TESTS) & set(CELL_TESTS)
+
+
+@pytest.mark.parametrize("ratios,verdict,words", [
+    ([2.0, 2.2, 2.1], ev.CONFIRMED, "3 seeds, geometric mean 2.10x, 95% interval ["),
+    ([0.5, 0.6, 0.55], ev.CONTRADICTED, ": below 1x"),
+    ([0.8, 1.3, 1.1], ev.INCONCLUSIVE, "95% interval [0.57x, 1.93x] includes 1x;"),
+    ([2.0, 2.0, 2.0], ev.CONFIRMED, "the same 2.00x in all 3 seeds: above 1x"),
+    ([2.0, 4.0], ev.INCONCLUSIVE, "2 seeds, 2.00x and 4.00x: all above 1x; no verdict from fewer than 3"),
+    ([0.5, 4.0], ev.INCONCLUSIVE, "2 seeds, 0.50x and 4.00x: on both sides of 1x"),
+])
+def test_a_ratio_is_judged_on_the_log_scale_each_way(ratios, verdict, words):
+    got, reason = ev.judge_ratio(ratios, above=1.0)
+    assert got == verdict and words in reason, reason

@@ -253,6 +253,38 @@ def judge_difference(p: Paired, *, direction: int, margin: float,
     return INCONCLUSIVE, f"{where} includes {margin:g}; {what_would_decide(d, gap)}"
 
 
+def judge_ratio(ratios, *, above: float = 1.0) -> tuple[str, str]:
+    """Verdict on "the ratio is above `above`" from one positive ratio per paired seed (a speedup), on the log
+    scale, as the speedup tables state a speedup: the geometric mean, and the t interval of the mean log ratio
+    taken back to ratios; confirmed when that interval lies above `above`, contradicted when wholly below,
+    inconclusive when it straddles or below MIN_SEEDS seeds."""
+    r = np.asarray(list(ratios), float)
+    if len(r) == 0:
+        return INCONCLUSIVE, "no seed with a ratio to judge"
+    logs, margin = np.log(r), math.log(above)
+
+    def fmt(log_value: float) -> str:
+        return f"{math.exp(log_value):.2f}x"
+
+    gap = abs(float(logs.mean()) - margin)
+    if len(r) < MIN_SEEDS:
+        shown = " and ".join(fmt(float(x)) for x in logs)
+        side = ("all above" if (logs > margin).all() else "all below" if (logs < margin).all()
+                else "on both sides of")
+        words = f"one seed, {shown}" if len(r) == 1 else f"{len(r)} seeds, {shown}: {side} {above:g}x"
+        return INCONCLUSIVE, (f"{words}; no verdict from fewer than {MIN_SEEDS} paired seeds "
+                              f"({what_would_decide(logs, gap)})")
+    lo, hi = t_interval(logs)
+    where = (f"the same {fmt(lo)} in all {len(r)} seeds" if hi - lo == 0 else
+             f"{len(r)} seeds, geometric mean {fmt(float(logs.mean()))}, {round(100 * CONFIDENCE)}% interval "
+             f"[{fmt(lo)}, {fmt(hi)}]")
+    if lo > margin:
+        return CONFIRMED, f"{where}: above {above:g}x"
+    if hi < margin:
+        return CONTRADICTED, f"{where}: below {above:g}x"
+    return INCONCLUSIVE, f"{where} includes {above:g}x; {what_would_decide(logs, gap)}"
+
+
 def judge_similar(p: Paired, *, tolerance: float, fmt=lambda x: f"{x:+.3g}") -> tuple[str, str]:
     """Verdict on "|a - b| within `tolerance`": confirmed when the t interval lies inside +-tolerance,
     contradicted when it lies wholly outside, inconclusive otherwise or below MIN_SEEDS paired seeds."""

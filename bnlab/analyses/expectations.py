@@ -236,14 +236,20 @@ def check_faster(exp: dict, values: Values, curves: pd.DataFrame) -> dict:
         else:
             speedups[int(seed)] = t_b / t_a if t_a > 0 else math.inf
             parts.append(f"seed {seed}: {100 * tau:.1f}% at step {int(t_a)} vs {int(t_b)}")
-    finite = {s: v for s, v in speedups.items() if math.isfinite(v)}
-    paired = ev.pair({s: v for s, v in finite.items()}, {s: 1.0 for s in finite})
-    verdict, reason = ev.judge_difference(paired, direction=1, margin=float(exp.get("margin", 0.0)),
-                                          fmt=lambda d: f"{d:+.2f}")
-    reason += _scale_note(paired, ctx.study)
-    if paired.n:
-        mean = sum(finite.values()) / len(finite)
-        reason = f"speedup b/a {mean:.2f}x (speedup - 1: " + reason + ")"
+    # the speedup tables' definition (bnlab.analyses.speedup): geometric mean and log-ratio interval over the
+    # seeds where a reached the target; a seed where it never did has no ratio, and counts against the claim
+    reached = {s: v for s, v in speedups.items() if 0 < v < math.inf}
+    never = sorted(s for s, v in speedups.items() if v == 0)
+    above = 1.0 + float(exp.get("margin", 0.0))
+    if never and not reached and len(never) >= ev.MIN_SEEDS:
+        verdict, reason = ev.CONTRADICTED, f"a never reached b's best in any of {len(never)} seeds"
+    else:
+        verdict, reason = ev.judge_ratio([reached[s] for s in sorted(reached)], above=above)
+        reason = "speedup b/a: " + reason + _scale_note(ev.pair(reached, reached), ctx.study)
+        if never:
+            reason += (f"; a never reached b's best in seed{'s' if len(never) > 1 else ''} "
+                       f"{', '.join(map(str, never))}: no speedup there")
+            verdict = ev.INCONCLUSIVE if verdict == ev.CONFIRMED else verdict
     observed = (f"a = {_cell_text(ctx, exp['a'])}, b = {_cell_text(ctx, exp['b'])}; tau = b's best val acc; "
                 + "; ".join(parts))
     if notes:
