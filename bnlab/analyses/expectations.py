@@ -394,7 +394,8 @@ def fragment(ctx) -> dict:
                f"higher / lower / similar pair the cells' runs by seed; the verdict uses the 95% {ev.INTERVAL_METHOD} "
                f"of the mean paired difference, drawn only from at least {ev.MIN_SEEDS} paired seeds: with fewer "
                "the verdict is inconclusive and says whether the seeds agree. faster = Ioffe & Szegedy's speedup: b's first step "
-               f"at b's {name('best_val_acc')} over a's.")
+               f"at b's {name('best_val_acc')} over a's, per seed; judged as the speedup tables state it, on the "
+               "geometric mean over seeds and the same interval of the log ratios (above 1x: faster).")
     if any(r["metric"] == GAP for r in items):
         caption += (" train_test_gap = final train accuracy - final test accuracy, the train accuracy being the mean "
                     "over the last training batches in training mode: with dropout on, which by itself lowers it "
