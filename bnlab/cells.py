@@ -10,23 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from bnlab.errors import ConfigError, path_text
-from bnlab.params import format_number, format_widths
+from bnlab.params import format_widths, value_text
 from bnlab.schema import check_param, coerce_numbers
 
 
 def canonical_partial(partial: dict) -> dict[str, str]:
     """A selector (or an exclusion entry) as canonical text: 0.001 == '1e-3'."""
-    out = {}
-    for key, value in coerce_numbers(partial).items():
-        if key == "widths":
-            out[key] = format_widths(value)
-        elif isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            out[key] = format_number(value)
-        else:
-            out[key] = str(value)
-    return out
+    return {key: format_widths(value) if key == "widths" else value_text(value)
+            for key, value in coerce_numbers(partial).items()}
 
 
 def check_cell(study: Any, partial: dict, where: list, one: bool) -> dict[str, str]:

@@ -38,9 +38,9 @@ from bnlab.params import (
     RUN_PARAMETERS,
     Applies,
     RunSpec,
-    format_number,
     format_widths,
     is_pick,
+    value_text,
 )
 from bnlab.schema import check, check_param, coerce_numbers, fill_defaults, load_schema
 from bnlab.search import check_search_stages
@@ -265,9 +265,7 @@ def _applied(name: str, applies: Applies, params: dict, where: str) -> Any:
                           f"({RUN_PARAMETERS[name]['description']})")
     if value == "default":
         value = applies.defaults.get(on, value)
-    if name == "widths":
-        return format_widths(value)
-    return value if isinstance(value, str) else format_number(value)
+    return format_widths(value) if name == "widths" else value_text(value)
 
 
 def _check_schedule(params: dict, where: str) -> None:

@@ -130,6 +130,16 @@ def format_number(x: float | int | str) -> str:
     return text
 
 
+def value_text(value: Any) -> str:
+    """Canonical text of a run parameter's value, as in folder names: true/false, numbers by format_number,
+    anything else as written."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return format_number(value)
+    return str(value)
+
+
 def format_widths(widths: Any) -> str:
     """Widths list [1024, 512] -> '1024x512'; 'default' stays 'default'."""
     if widths is None or widths == "default":
@@ -195,15 +205,7 @@ class RunSpec:
     # -- conversions -----------------------------------------------------
     def as_strings(self) -> dict[str, str]:
         """Canonical text of every parameter (what goes into folder names)."""
-        out: dict[str, str] = {}
-        for name, value in asdict(self).items():
-            if isinstance(value, bool):
-                out[name] = "true" if value else "false"
-            elif isinstance(value, (int, float)):
-                out[name] = format_number(value)
-            else:
-                out[name] = str(value)
-        return out
+        return {name: value_text(value) for name, value in asdict(self).items()}
 
     @classmethod
     def from_strings(cls, values: dict[str, Any]) -> "RunSpec":

@@ -124,6 +124,17 @@ def earlier_stages(studies: dict, name: str) -> list[str]:
     return order
 
 
+def next_stages(studies: dict, name: str) -> dict[str, list[str]]:
+    """The studies whose runs search from study `name`, per searched parameter: {param: [study, ...]}."""
+    later: dict[str, set[str]] = {}
+    for other, study in studies.items():
+        for run in study.runs:
+            for param, reference in run.searches.items():
+                if search_ref(reference)[2] == name:
+                    later.setdefault(param, set()).add(other)
+    return {param: sorted(names) for param, names in sorted(later.items())}
+
+
 def searched_params(runs: list[RunSpec]) -> list[str]:
     return sorted({p for r in runs for p in r.searches})
 

@@ -178,9 +178,9 @@ def _pair_values(va: dict, vb: dict) -> ev.Paired:
     return ev.pair(va, vb)
 
 
-def _scale_note(paired: ev.Paired, study) -> str:
+def _scale_note(n_paired: int, study) -> str:
     """'; the quick scale runs 2 seeds per cell; the seed scale (3 seeds) decides it' below MIN_SEEDS."""
-    if paired.n < ev.MIN_SEEDS and len(study.seeds) < ev.MIN_SEEDS:
+    if n_paired < ev.MIN_SEEDS and len(study.seeds) < ev.MIN_SEEDS:
         where = ev.where_decided(study)
         return f"; {where}" if where else ""
     return ""
@@ -205,7 +205,7 @@ def check_pair(exp: dict, values: Values) -> dict:
         if tolerance is None:
             tolerance = SIMILAR_TOLERANCE if is_accuracy(metric) else RELATIVE_TOLERANCE * abs(b_mean or 0.0)
         verdict, reason = ev.judge_similar(paired, tolerance=tolerance, fmt=fmt)
-    reason = _one_value_wording(reason, va, vb) + _scale_note(paired, ctx.study)
+    reason = _one_value_wording(reason, va, vb) + _scale_note(paired.n, ctx.study)
     if notes:
         reason += "; " + "; ".join(notes)
     return {"verdict": verdict, "reason": reason, "observed": observed,
@@ -245,7 +245,7 @@ def check_faster(exp: dict, values: Values, curves: pd.DataFrame) -> dict:
         verdict, reason = ev.CONTRADICTED, f"a never reached b's best in any of {len(never)} seeds"
     else:
         verdict, reason = ev.judge_ratio([reached[s] for s in sorted(reached)], above=above)
-        reason = "speedup b/a: " + reason + _scale_note(ev.pair(reached, reached), ctx.study)
+        reason = "speedup b/a: " + reason + _scale_note(len(reached), ctx.study)
         if never:
             reason += (f"; a never reached b's best in seed{'s' if len(never) > 1 else ''} "
                        f"{', '.join(map(str, never))}: no speedup there")

@@ -20,7 +20,6 @@ from bnlab.analyses.registry import Analysis, register, table
 from bnlab.analyses.registry import fragment as make_fragment
 from bnlab import search
 from bnlab.data import display_name
-from bnlab.params import search_ref
 from bnlab.runfolder import HISTORY, METRICS, read_json
 
 # (column in the run table, name in the summary)
@@ -524,21 +523,18 @@ def picked_rates_findings(used: dict, searched: dict) -> list[str]:
 
 def plan_params(plan, study) -> dict:
     """The later stages of a search that go on from this study's runs: {param: [study, ...]} (bnlab.search)."""
-    later: dict[str, set[str]] = {}
-    for other in plan.studies.values():
-        for run in other.runs:
-            for param, reference in run.searches.items():
-                if search_ref(reference)[2] == study.name:
-                    later.setdefault(param, set()).add(other.name)
-    return {"search_next": {param: sorted(names) for param, names in sorted(later.items())}}
+    return {"search_next": search.next_stages(plan.studies, study.name)}
 
 
 def search_source_findings(ctx) -> list[str]:
     """For a study a later search stage goes on from: the value it carries forward, by the search's own measure
     (bnlab.search.METRIC), so that this section and the next stage name the same best value."""
+    later_stages = ctx.extra.get("search_next", {})
+    if not later_stages:
+        return []
+    table = search.candidates(ctx.study.runs, ctx.run_root)
     sentences = []
-    for param, later in ctx.extra.get("search_next", {}).items():
-        table = search.candidates(ctx.study.runs, ctx.run_root)
+    for param, later in later_stages.items():
         try:
             found = search.best(table, param)
         except ValueError as err:  # no run finished: the next stage cannot start either
