@@ -6,7 +6,10 @@ The two variants alternate (A/B) over --repeats rounds of --steps steps each, af
 the table gives the median milliseconds per step and the ratio. Models and inputs are channels-last,
 as bnlab's trainer lays out conv nets (bnlab/train/tensors.py).
 
-    .venv/bin/python bench/bn_layout.py [--repeats 5] [--steps 60]
+    .venv/bin/python bench/bn_layout.py [--repeats 5] [--steps 60] [--default-malloc]
+
+Freed memory is kept between steps as a run keeps it (bnlab.train.allocator); --default-malloc measures
+with glibc's default instead, as this benchmark did before runs kept it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from torch import nn
 
 from bnlab.models import create_model
 from bnlab.models.layers import PlanarBatchNorm2d
+from bnlab.train.allocator import keep_freed_memory
 
 MODELS = {
     "lenet5": dict(name="lenet5", input_shape=(1, 28, 28)),
@@ -62,8 +66,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--default-malloc", action="store_true", help="leave glibc's malloc as it is")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if not args.default_malloc:
+        keep_freed_memory()
     print(f"{'model':<14} {'torch BN ms':>12} {'planar BN ms':>13} {'ratio':>6}")
     for label, kind in MODELS.items():
         x = torch.randn(128, *kind["input_shape"]).contiguous(memory_format=torch.channels_last)

@@ -473,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure:
         import torch
 
+        from bnlab.train.allocator import keep_freed_memory
         from bnlab.train.run import resolve_device
 
         execution = plan.config["execution"]
@@ -484,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         threads = args.threads or min(execution["threads_per_run"], os.cpu_count() or 1)
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
+        keep_freed_memory()  # as a run trains (it stays for the rest of this process: harmless)
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         progress(f"measuring on {device_text(device, threads)} (load average {load:.2f})")
         try:

@@ -83,12 +83,14 @@ def write_step_times(runs: list[RunSpec], config_data: Mapping, out: str | Path,
 
     import torch
 
+    from bnlab.train.allocator import keep_freed_memory
     from bnlab.train.determinism import prepare_determinism
     from bnlab.train.run import resolve_device
 
     dev = resolve_device(device)
     prepare_determinism(dev)  # as a run: deterministic algorithms, whose speed is part of a run's
     torch.set_num_threads(max(1, min(int(threads), os.cpu_count() or 1)))
+    keep_freed_memory()  # as a run trains
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"timing {len(runs)} runs' networks on {dev}, {torch.get_num_threads()} threads "
           f"(load average before: {load:.2f})")

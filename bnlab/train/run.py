@@ -29,6 +29,7 @@ from bnlab.schedules import PICKS_TABLE, batch_size_schedule, chosen_bounds
 from bnlab.search import SEARCH_TABLE
 from bnlab.search import resolve as resolve_search
 from bnlab.provenance import code_version, hardware, library_versions
+from bnlab.train.allocator import keep_freed_memory
 from bnlab.train.batches import fixed_plan, plan_batches
 from bnlab.train.checkpoint import CHECKPOINT, CheckpointPolicy, load_checkpoints, remove_checkpoint
 from bnlab.train.coadapt import coadaptation, not_computed
@@ -210,6 +211,7 @@ def execute_runs(
     for d in out_dirs:
         d.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
+    keep_freed_memory()  # every step reuses the last step's memory (allocator.py: page faults otherwise)
     first = specs[0]
     torch.manual_seed(first.seed)
     dev = resolve_device(device)  # a clear error for cuda without a GPU, before anything is set
