@@ -106,3 +106,10 @@ def read_step_times(path: str | Path) -> dict[str, dict] | None:
     if not path.exists():
         return None
     return {row["run_dir"]: row for row in pd.read_csv(path).to_dict(orient="records")}
+
+
+def step_times_job(runs: list[dict], data: Mapping, out: str, device: str, threads: int) -> None:
+    """One Snakemake step_times job (scripts/step_times.py): in a fork of the warm server (bnlab.warm), which
+    spares the job importing torch and pandas (about 4 s on both of its cores), or in its own process."""
+    table = write_step_times([RunSpec(**run) for run in runs], data, out, device=device, threads=threads)
+    print(table.drop(columns="run_dir").drop_duplicates().to_string())

@@ -1,17 +1,21 @@
-"""Snakemake script: render the report (HTML via jinja2, PDF via weasyprint)."""
+"""Snakemake script: render the report (HTML via jinja2, PDF via weasyprint; bnlab.report.render).
+
+In a fork of the warm server when the workflow started one (bnlab.warm),
+otherwise in this process.
+"""
 
 import sys
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from bnlab.warm import submit
 
-from bnlab.config import Plan  # noqa: E402
-from bnlab.report.render import render_report  # noqa: E402
+kwargs = {"plan": snakemake.params.plan, "html_path": str(snakemake.output.html),  # noqa: F821
+          "pdf_path": str(snakemake.output.pdf), "template": str(snakemake.input.template),  # noqa: F821
+          "style": str(snakemake.input.style), "partial": snakemake.params.get("partial", False)}  # noqa: F821
+code = submit("bnlab.report.render:render_report_job", kwargs, snakemake.log[0])  # noqa: F821
+if code is None:  # no warm server to ask: render here
+    sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+    from bnlab.report.render import render_report_job
 
-render_report(
-    Plan.from_data(snakemake.params.plan),  # noqa: F821
-    html_path=snakemake.output.html,  # noqa: F821
-    pdf_path=snakemake.output.pdf,  # noqa: F821
-    template=snakemake.input.template,  # noqa: F821
-    style=snakemake.input.style,  # noqa: F821
-    partial=snakemake.params.get("partial", False),  # noqa: F821
-)
+    render_report_job(**kwargs)
+elif code != 0:
+    sys.exit(code)  # the report's log has the traceback

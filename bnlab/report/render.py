@@ -43,3 +43,12 @@ def render_report(plan: Plan, *, html_path: str | Path, pdf_path: str | Path, te
     Path(html_path).write_text(html)
     weasyprint.HTML(string=html, base_url=str(results.resolve())).write_pdf(pdf_path)
     print(f"report written: {pdf_path}")
+
+
+def render_report_job(plan: dict, html_path: str, pdf_path: str, template: str, style: str,
+                      partial: bool = False) -> None:
+    """One Snakemake report job (scripts/render_report.py), `plan` as Plan.to_data() gives it: in a fork of
+    the warm server (bnlab.warm), which has torch, pandas and matplotlib imported already, or in its own
+    process. The report is the workflow's last job, with one core idle beside it."""
+    render_report(Plan.from_data(plan), html_path=html_path, pdf_path=pdf_path, template=template, style=style,
+                  partial=partial)
