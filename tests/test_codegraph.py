@@ -83,6 +83,16 @@ def test_code_closure_is_transitive_and_sorted(root):
         codegraph.code_closure("bnlab.broken", root=root)
 
 
+def test_an_edited_file_and_a_new_submodule_are_seen_though_parses_are_cached(root):
+    # the parse is cached by the file's text; an edit is a new text, and whether `from bnlab import x`
+    # names a submodule is looked up on every call
+    assert codegraph.bnlab_imports("bnlab.models.zoo", root=root) == {"bnlab.models.layers"}
+    (root / "models" / "zoo.py").write_text("from bnlab import runfolder, extra\n")
+    assert codegraph.bnlab_imports("bnlab.models.zoo", root=root) == {"bnlab.runfolder", "bnlab"}
+    (root / "extra.py").write_text("")
+    assert codegraph.bnlab_imports("bnlab.models.zoo", root=root) == {"bnlab.runfolder", "bnlab.extra"}
+
+
 def test_relative_import_above_the_package_is_an_error(root):
     (root / "models" / "bad.py").write_text("from ... import x\n")
     with pytest.raises(ImportError, match="beyond the top-level package"):
