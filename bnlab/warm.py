@@ -86,6 +86,18 @@ def submit(target: str, kwargs: dict, log: str | Path, connect_timeout: float = 
     return int(json.loads(reply)["exit"])
 
 
+def run_job(target: str, kwargs: dict, log: str | Path) -> None:
+    """A Snakemake script's whole job: have the warm server call target ("module:function") with kwargs, or
+    where none answers make the call in this process with its output in `log`; exit with the child's
+    status when the call failed (the log has the traceback)."""
+    code = submit(target, kwargs, log)
+    if code is None:  # no warm server to ask: call here
+        sys.stderr = sys.stdout = open(log, "w", buffering=1)
+        call_target(target, kwargs)
+    elif code != 0:
+        sys.exit(code)
+
+
 def start(log_path: str | Path, wait_s: float = 10.0) -> subprocess.Popen | None:
     """Start the server for this process's workflow and export its socket to the jobs; None if it fails."""
     folder = tempfile.mkdtemp(prefix="bnlab-warm-")  # short path (sockets allow ~100 bytes), mode 0700

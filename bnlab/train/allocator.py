@@ -28,8 +28,6 @@ MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024
 # mallopt takes an int: never trim free memory at the heap's top below 2 GiB.
 TRIM_THRESHOLD_BYTES = 2**31 - 1
 
-_kept = False
-
 
 def keep_freed_memory() -> bool:
     """Have glibc reuse freed blocks of up to 32 MiB rather than unmap them; True if it is in effect.
@@ -37,13 +35,10 @@ def keep_freed_memory() -> bool:
     Safe to call more than once (a fork of the warm server inherits it) and a no-op returning False where
     the C library is not glibc (macOS, musl), where nothing is known to need it.
     """
-    global _kept
-    if _kept:
-        return True
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    # mallopt returns 1 on success; fixing either value also stops glibc's dynamic adjustment of both
-    _kept = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) \
+    # mallopt returns 1 on success (setting the same values again is harmless); fixing either value also
+    # stops glibc's dynamic adjustment of both
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) \
         and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
-    return _kept
