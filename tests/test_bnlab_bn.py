@@ -7,16 +7,20 @@ import torch
 from torch import nn
 
 from bnlab.models import NORM_FACTORIES, bn_layers, create_model
-from bnlab.models.bnlab_bn import BatchNormFunction, BnlabBatchNorm1d, BnlabBatchNorm2d
+from bnlab.models.bnlab_bn import BatchNormFunction, BnlabBatchNorm1d, BnlabBatchNorm2d, RowsLayout, channel_layout
 
 F64 = torch.float64
 # (ours, torch's, input shape): (N, C), (N, C, L), (N, C, H, W)
+# (ours, torch's, input shape, layout): (N, C), (N, C, L), (N, C, H, W) planar and channels-last (the
+# channels-last one is summed on its memory rows: bnlab_bn.RowsLayout)
+CL = torch.channels_last
 PAIRS = [
-    (BnlabBatchNorm1d, nn.BatchNorm1d, (6, 4)),
-    (BnlabBatchNorm1d, nn.BatchNorm1d, (5, 4, 3)),
-    (BnlabBatchNorm2d, nn.BatchNorm2d, (3, 4, 3, 2)),
+    (BnlabBatchNorm1d, nn.BatchNorm1d, (6, 4), torch.contiguous_format),
+    (BnlabBatchNorm1d, nn.BatchNorm1d, (5, 4, 3), torch.contiguous_format),
+    (BnlabBatchNorm2d, nn.BatchNorm2d, (3, 4, 3, 2), torch.contiguous_format),
+    (BnlabBatchNorm2d, nn.BatchNorm2d, (3, 4, 3, 2), CL),
 ]
-IDS = ["1d-NC", "1d-NCL", "2d-NCHW"]
+IDS = ["1d-NC", "1d-NCL", "2d-NCHW", "2d-NHWC"]
 
 
 @pytest.fixture(autouse=True)
@@ -36,17 +40,23 @@ def make_pair(ours_cls, ref_cls, c, momentum=0.1):
     return ours, ref
 
 
-def batch(shape, gen_scale=3.0):
+def batch(shape, fmt=torch.contiguous_format, gen_scale=3.0):
     c = shape[1]
     view = (1, c) + (1,) * (len(shape) - 2)
-    return torch.randn(shape, dtype=F64) * (torch.rand(c, dtype=F64) * 2 + 0.5).view(view) \
+    x = torch.randn(shape, dtype=F64) * (torch.rand(c, dtype=F64) * 2 + 0.5).view(view) \
         + (torch.randn(c, dtype=F64) * gen_scale).view(view)
+    return x.contiguous(memory_format=fmt)
 
 
-@pytest.mark.parametrize("shape", [(5, 3), (4, 3, 2), (3, 2, 3, 3)], ids=IDS)
-def test_autograd_gradcheck_of_function(shape):
+@pytest.mark.parametrize("shape,fmt", [((5, 3), None), ((4, 3, 2), None), ((3, 2, 3, 3), None), ((3, 2, 3, 3), CL)],
+                         ids=IDS)
+def test_autograd_gradcheck_of_function(shape, fmt):
     torch.manual_seed(0)
-    x = torch.randn(shape, dtype=F64, requires_grad=True)
+    x = torch.randn(shape, dtype=F64)
+    if fmt is not None:
+        x = x.contiguous(memory_format=fmt)
+        assert isinstance(channel_layout(x), RowsLayout)
+    x.requires_grad_()
     w = (torch.rand(shape[1], dtype=F64) + 0.5).requires_grad_()
     b = torch.randn(shape[1], dtype=F64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, w, b: BatchNormFunction.apply(x, w, b, 1e-5)[0], (x, w, b))
@@ -62,15 +72,16 @@ def test_function_returns_batch_mean_and_biased_variance():
 
 
 @pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum0.1", "cumulative"])
-@pytest.mark.parametrize("ours_cls,ref_cls,shape", PAIRS, ids=IDS)
-def test_matches_torch_train_running_stats_and_eval(ours_cls, ref_cls, shape, momentum):
+@pytest.mark.parametrize("ours_cls,ref_cls,shape,fmt", PAIRS, ids=IDS)
+def test_matches_torch_train_running_stats_and_eval(ours_cls, ref_cls, shape, fmt, momentum):
     torch.manual_seed(0)
     ours, ref = make_pair(ours_cls, ref_cls, shape[1], momentum)
     for _ in range(4):
-        x, g = batch(shape), torch.randn(shape, dtype=F64)
+        x, g = batch(shape, fmt), torch.randn(shape, dtype=F64)
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
         ours.zero_grad(), ref.zero_grad()
         ya, yb = ours(xa), ref(xb)
+        assert ya.is_contiguous(memory_format=fmt)
         (ya * g).sum().backward()
         (yb * g).sum().backward()
         torch.testing.assert_close(ya, yb, rtol=0, atol=1e-12)
@@ -81,7 +92,7 @@ def test_matches_torch_train_running_stats_and_eval(ours_cls, ref_cls, shape, mo
     torch.testing.assert_close(ours.running_var, ref.running_var, rtol=0, atol=1e-13)
     assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked) == 4
     ours.eval(), ref.eval()
-    x = batch(shape)
+    x = batch(shape, fmt)
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     ya, yb = ours(xa), ref(xb)
     torch.testing.assert_close(ya, yb, rtol=0, atol=1e-12)
@@ -135,7 +146,7 @@ def test_create_model_with_bnlab_bn(name, shape, widths, bn):
     assert len(found) > 0
     assert [(n, k) for n, _, k in found] == [(n, k) for n, _, k in ref_found]
     assert all(isinstance(m, (BnlabBatchNorm1d, BnlabBatchNorm2d)) for _, m, _ in found)
-    # the same kind of BN in each place: 1d where torch's is 1d, 2d where torch's is (a PlanarBatchNorm2d)
+    # the same kind of BN in each place: 1d where torch's is 1d, 2d where torch's is (a RowsBatchNorm2d)
     assert all(isinstance(m, BnlabBatchNorm1d) == isinstance(r, nn.BatchNorm1d)
                for (_, m, _), (_, r, _) in zip(found, ref_found))
     assert list(ours.state_dict()) == list(ref.state_dict())

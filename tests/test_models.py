@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from bnlab.models.layers import PlanarBatchNorm2d, PointwiseConv2d
+from bnlab.models.layers import OneChannelConv2d, PointwiseConv2d, RowsBatchNorm2d
 from bnlab.models import (
     BN_PLACEMENTS,
     INIT_SCHEMES,
@@ -201,8 +201,8 @@ def test_bn_after_every_hidden_layer_only(name, n_hidden, bn):
     n_input = 1 if bn == "input+hidden" else 0
     assert [k for _, _, k in found] == ["input"] * n_input + ["hidden"] * (expected - n_input)
     if bn == "input+hidden":
-        # torch's BN: 1d on the MLP's flat input, 2d (PlanarBatchNorm2d, with its CPU layout shortcut) on images
-        expected_type = nn.BatchNorm1d if name == "mlp" else PlanarBatchNorm2d
+        # torch's BN: 1d on the MLP's flat input, 2d (RowsBatchNorm2d, with its CPU layout shortcut) on images
+        expected_type = nn.BatchNorm1d if name == "mlp" else RowsBatchNorm2d
         assert type(found[0][1]) is expected_type
         assert found[0][1].num_features == (3 * 32 * 32 if name == "mlp" else 3)
 
@@ -370,22 +370,57 @@ def test_resnet_block_adds_its_input():
     assert isinstance(down.shortcut, nn.Sequential) and down(torch.randn(2, 4, 6, 6)).shape == (2, 8, 3, 3)
 
 
-def test_planar_batch_norm_equals_torchs_in_every_layout():
-    """The CPU layout shortcut changes the order of sums, not the numbers: output, gradients and running
-    statistics as torch's BatchNorm2d, on a channels-last input of few channels (where it applies) and many."""
-    for channels in (4, 32):
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_rows_batch_norm_equals_torchs_in_every_layout(momentum, monkeypatch):
+    """The CPU rows shortcut changes the order of sums, not the numbers: outputs (training and eval),
+    gradients and running statistics as torch's BatchNorm2d over three steps, on a channels-last input of
+    few channels (where it applies), of many, and on a planar one (where torch's path runs)."""
+    from bnlab.models import bnlab_bn
+
+    calls = []
+    monkeypatch.setattr(bnlab_bn, "batch_norm_train",
+                        lambda *a, _f=bnlab_bn.batch_norm_train: calls.append(1) or _f(*a))
+    for channels, layout, rows in ((4, torch.channels_last, True), (32, torch.channels_last, False),
+                                   (4, torch.contiguous_format, False)):
         torch.manual_seed(0)
-        x = torch.randn(16, channels, 7, 7).contiguous(memory_format=torch.channels_last)
-        ours, ref = PlanarBatchNorm2d(channels), nn.BatchNorm2d(channels)
-        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-        ya, yb = ours(xa), ref(xb)
-        assert ya.is_contiguous(memory_format=torch.channels_last)
-        torch.testing.assert_close(ya, yb, rtol=1e-5, atol=1e-6)
-        (ya * torch.arange(ya.numel()).view_as(ya).sin()).sum().backward()
-        (yb * torch.arange(yb.numel()).view_as(yb).sin()).sum().backward()
-        torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-4, atol=1e-6)
-        torch.testing.assert_close(ours.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(ours.running_var, ref.running_var)
+        ours, ref = RowsBatchNorm2d(channels, momentum=momentum), nn.BatchNorm2d(channels, momentum=momentum)
+        with torch.no_grad():
+            ours.weight.uniform_(0.5, 2), ours.bias.uniform_(-1, 1)
+        ref.load_state_dict(ours.state_dict())
+        calls.clear()
+        for step in range(3):
+            x = (torch.randn(16, channels, 7, 7) * 3 + step).contiguous(memory_format=layout)
+            xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+            ya, yb = ours(xa), ref(xb)
+            assert ya.is_contiguous(memory_format=layout)
+            torch.testing.assert_close(ya, yb, rtol=1e-5, atol=1e-5)
+            weights = torch.arange(ya.numel()).view_as(ya).sin()
+            (ya * weights).sum().backward()
+            (yb * weights).sum().backward()
+            torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-4, atol=1e-5)
+            for name in ("weight", "bias"):
+                torch.testing.assert_close(getattr(ours, name).grad, getattr(ref, name).grad, rtol=1e-4, atol=1e-4)
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                torch.testing.assert_close(getattr(ours, name), getattr(ref, name))
+        assert len(calls) == (3 if rows else 0)
+        ours.eval(), ref.eval()
+        torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+
+
+def test_rows_batch_norm_leaves_vmap_to_torch():
+    """Under torch.func.vmap (the landscape probe's method; an autograd.Function has no vmap rule) torch's
+    path runs, with stacked buffers as the probe passes them, and gives each member what it gets alone."""
+    import copy
+
+    torch.manual_seed(0)
+    bn = RowsBatchNorm2d(4)
+    xs = torch.randn(3, 8, 4, 5, 5)
+    xs_cl = torch.stack([x.contiguous(memory_format=torch.channels_last) for x in xs])
+    params = dict(bn.named_parameters())
+    buffers = {k: torch.stack([v.clone() for _ in range(3)]) for k, v in bn.named_buffers()}
+    got = torch.func.vmap(lambda b, x: torch.func.functional_call(bn, {**params, **b}, (x,)))(buffers, xs_cl)
+    alone = [copy.deepcopy(bn)(x.contiguous(memory_format=torch.channels_last)) for x in xs]
+    torch.testing.assert_close(got, torch.stack(alone), rtol=1e-5, atol=1e-5)
 
 
 def test_pointwise_conv_equals_torchs_on_planar_inputs():
@@ -435,3 +470,41 @@ def test_a_narrow_resnet_trains_in_channels_last_on_the_cpu():
 
     child = subprocess.run([sys.executable, "-c", NARROW_RESNET_STEPS], capture_output=True, text=True, timeout=300)
     assert child.returncode == 0 and "trained" in child.stdout, (child.returncode, child.stderr[-2000:])
+
+
+@pytest.mark.parametrize("padding, bias, layout", [(2, True, torch.channels_last), (0, False, torch.channels_last),
+                                                   (2, False, torch.contiguous_format)])
+def test_one_channel_conv_equals_torchs(padding, bias, layout, monkeypatch):
+    """The depthwise input gradient is the same function: output, input, weight and bias gradients as
+    torch's Conv2d, and the shortcut runs only where an input gradient is wanted."""
+    from bnlab.models import layers
+
+    calls = []
+    original = layers._DepthwiseInputGradConv.apply
+    monkeypatch.setattr(layers._DepthwiseInputGradConv, "apply", lambda *a: calls.append(1) or original(*a))
+    torch.manual_seed(0)
+    ours = OneChannelConv2d(1, 6, 5, padding=padding, bias=bias)
+    ref = nn.Conv2d(1, 6, 5, padding=padding, bias=bias)
+    ref.load_state_dict(ours.state_dict())
+    ours, ref = ours.to(memory_format=layout), ref.to(memory_format=layout)
+    x = torch.randn(8, 1, 12, 12).contiguous(memory_format=layout)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = ours(xa), ref(xb)
+    assert calls == [1]
+    torch.testing.assert_close(ya, yb)
+    weights = torch.arange(yb.numel()).view_as(yb).sin()
+    (ya * weights).sum().backward()
+    (yb * weights).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad, rtol=1e-5, atol=1e-4)
+    if bias:
+        torch.testing.assert_close(ours.bias.grad, ref.bias.grad, rtol=1e-5, atol=1e-4)
+    ours(x)  # no input gradient wanted: torch's path
+    assert calls == [1]
+
+
+def test_one_channel_conv_is_the_first_conv_of_the_conv_nets():
+    for name in ("lenet5", "cnn2", "cnn", "vgg_a"):
+        model = create_model(name, input_shape=(1, 28, 28), num_classes=10, bn="input+hidden")
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        assert type(convs[0]) is OneChannelConv2d and all(type(c) is nn.Conv2d for c in convs[1:])

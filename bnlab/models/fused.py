@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import PlanarBatchNorm2d
+from .layers import OneChannelConv2d, RowsBatchNorm2d
 
 ACTIVATION_FUNCTIONS = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid}
-FUSIBLE_LAYERS = (nn.Flatten, nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, PlanarBatchNorm2d, nn.MaxPool2d,
-                  nn.Dropout, *ACTIVATION_FUNCTIONS)
+FUSIBLE_LAYERS = (nn.Flatten, nn.Linear, nn.Conv2d, OneChannelConv2d, nn.BatchNorm1d, nn.BatchNorm2d, RowsBatchNorm2d,
+                  nn.MaxPool2d, nn.Dropout, *ACTIVATION_FUNCTIONS)
 
 
 def leaf_layers(model: nn.Module) -> list[nn.Module]:
@@ -118,8 +118,10 @@ class FusedNet(nn.Module):
         for layers in zip(*per_member):
             layer = layers[0]
             tensors = self._fuse_tensors(list(layers)) if isinstance(layer, WEIGHTED) else {}
-            # a planar BN is torch's BatchNorm2d with a CPU layout shortcut; the fused net runs its own BN
-            kind = "BatchNorm2d" if isinstance(layer, nn.BatchNorm2d) else type(layer).__name__
+            # bnlab's RowsBatchNorm2d and OneChannelConv2d are torch's layers with CPU shortcuts; the fused
+            # net runs its own BN and grouped conv
+            kind = next((base.__name__ for base in (nn.BatchNorm2d, nn.Conv2d) if isinstance(layer, base)),
+                        type(layer).__name__)
             self.ops.append((kind, layer, list(layers), tensors))
         self.flat_input = isinstance(per_member[0][0], nn.Flatten)
         # the layout of a member's image batch when it trains alone (channels-last for conv nets,

@@ -16,9 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
-from .bnlab_bn import bnlab_batch_norm
+from .bnlab_bn import RowsLayout, bnlab_batch_norm, channel_layout, normalise_eval, normalise_training
 
 BN_PLACEMENTS = ("none", "hidden", "input+hidden")
 
@@ -37,29 +39,29 @@ ACTIVATIONS = tuple(ACTIVATION_LAYERS)
 NormFactory = Callable[[int, int], nn.Module]
 
 
-# Up to this many channels the planar copy pays (bench/bn_layout.py, 1 thread): LeNet-5's first BN (6
-# channels) and the 2-conv CNN's (4); at 16 channels and more (LeNet-5's second BN, the 16-32-64 CNN)
-# torch's channels-last path was as fast or faster (the CNN's step 62 -> 77 ms with all its BNs planar).
-PLANAR_MAX_CHANNELS = 8
+class RowsBatchNorm2d(nn.BatchNorm2d):
+    """torch's BatchNorm2d; on the CPU, a channels-last input with few channels is normalised on its rows.
 
-
-class PlanarBatchNorm2d(nn.BatchNorm2d):
-    """torch's BatchNorm2d, computed on a planar (NCHW-contiguous) copy of a channels-last input on the CPU.
-
-    Conv nets train in channels-last layout on the CPU (bnlab/train/tensors.py: convolutions and
-    pooling are faster there), but torch's CPU batch norm is slower on channels-last tensors than on
-    planar ones when there are few channels; the two copies cost less than the difference.
-    bench/bn_layout.py measures it (2-core AMD EPYC, batch 128, 1 thread): a LeNet-5 training step
-    40.0 -> 32.8 ms, the 2-conv CNN's 24.9 -> 14.8 ms, the 16-32-64 CNN's unchanged. Same parameters,
-    buffers and statistics (the same sums, in another order); the output is channels-last again, and
-    on a GPU (cuDNN is fast in channels-last) nothing changes.
+    Conv nets train in channels-last layout on the CPU (bnlab/train/tensors.py: convolutions and pooling
+    are faster there), but torch's CPU batch norm vectorises over the channels of a channels-last tensor,
+    which is slow for a handful of them (LeNet-5's first BN has 6, the 2-conv CNN's 4). For such inputs
+    (at most bnlab_bn.ROWS_MAX_CHANNELS) this module computes the same batch norm with bnlab's
+    BatchNormFunction on the tensor's memory rows (bnlab_bn.RowsLayout), where every op runs over
+    contiguous memory: the same parameters, buffers, statistics and running-statistics update (the same
+    sums, in another order), the output channels-last. bench/bn_layout.py measures it in whole training
+    steps. Everything else (more channels, a planar input, a GPU, torch.func transforms such as the
+    landscape probe's vmap, which cannot see into an autograd.Function) takes torch's path unchanged.
     """
 
+    def _on_rows(self, x: torch.Tensor) -> bool:
+        return (x.device.type == "cpu" and self.affine and self.track_running_stats
+                and not torch._C._are_functorch_transforms_active()
+                and isinstance(channel_layout(x), RowsLayout))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.num_features <= PLANAR_MAX_CHANNELS and x.device.type == "cpu" and x.dim() == 4 \
-                and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
-        return super().forward(x)
+        if not self._on_rows(x):
+            return super().forward(x)
+        return normalise_training(self, x) if self.training else normalise_eval(self, x)
 
 
 class PointwiseConv2d(nn.Conv2d):
@@ -85,9 +87,71 @@ class PointwiseConv2d(nn.Conv2d):
         return super().forward(x)
 
 
+class _DepthwiseInputGradConv(torch.autograd.Function):
+    """conv2d(x, weight, bias, stride 1, padding) of a one-channel x; its input gradient as a depthwise conv.
+
+    For one input channel, dL/dx = sum over output channels c of g_c correlated with w_c rotated by 180
+    degrees, padded by k - 1 - p: a depthwise convolution of g with the rotated kernels, summed over c.
+    The weight and bias gradients are torch's own.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding):
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.has_bias = padding, bias is not None
+        return F.conv2d(x, weight, bias, 1, padding)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_x = grad_w = grad_b = None
+        if need_w or need_b:
+            _, grad_w, grad_b = torch.ops.aten.convolution_backward(
+                g, x, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1], list(ctx.padding), [1, 1],
+                False, [0, 0], 1, [False, need_w, need_b and ctx.has_bias])
+        if need_x:
+            (kh, kw), (ph, pw) = weight.shape[2:], ctx.padding
+            rotated = weight.flip(2, 3)  # (C_out, 1, kh, kw): one kernel per output channel
+            grad_x = F.conv2d(g, rotated, None, 1, (kh - 1 - ph, kw - 1 - pw), groups=weight.shape[0])
+            grad_x = grad_x.sum(dim=1, keepdim=True)
+        return grad_x, grad_w, grad_b, None
+
+
+class OneChannelConv2d(nn.Conv2d):
+    """torch's Conv2d on a one-channel input; on the CPU its input gradient is a depthwise convolution.
+
+    A network's first convolution needs an input gradient only when something before it trains: the
+    input BN of the "input+hidden" cells (its gamma and beta). torch's CPU kernel for that gradient is
+    slow with one input channel: LeNet-5's conv1 (6 @ 5x5 on 28x28, batch 128) takes 11.8 ms against
+    1.4 ms for the depthwise form (bench/bn_layout.py measures whole steps). The same function and
+    gradients (sums in another order). Anything but stride 1, dilation 1, zero padding of at most
+    kernel - 1 on the CPU, or under torch.func transforms, takes torch's path unchanged.
+    """
+
+    def _depthwise_grad(self, x: torch.Tensor) -> bool:
+        return (x.requires_grad and x.device.type == "cpu" and self.groups == 1
+                and self.stride == (1, 1) and self.dilation == (1, 1) and self.padding_mode == "zeros"
+                and isinstance(self.padding, tuple)
+                and all(p <= k - 1 for p, k in zip(self.padding, self.kernel_size))
+                and not torch._C._are_functorch_transforms_active())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and x.shape[1] == 1 and self._depthwise_grad(x):
+            return _DepthwiseInputGradConv.apply(x, self.weight, self.bias, self.padding)
+        return super().forward(x)
+
+
+def conv2d(in_channels: int, out_channels: int, kernel_size: int, *, padding: int, bias: bool) -> nn.Conv2d:
+    """A hidden conv layer: OneChannelConv2d on one input channel (its CPU input gradient), else nn.Conv2d."""
+    cls = OneChannelConv2d if in_channels == 1 else nn.Conv2d
+    return cls(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
+
+
 def torch_batch_norm(num_features: int, dims: int) -> nn.Module:
     """PyTorch's BatchNorm1d/2d with its defaults (eps 1e-5, momentum 0.1)."""
-    return nn.BatchNorm1d(num_features) if dims == 1 else PlanarBatchNorm2d(num_features)
+    return nn.BatchNorm1d(num_features) if dims == 1 else RowsBatchNorm2d(num_features)
 
 
 # "bnlab": bnlab's own BN with a hand-written backward (models/bnlab_bn.py).
@@ -163,7 +227,7 @@ def conv_block(
     """Hidden conv -> [BN] -> activation. No dropout: the seeds drop only before FC layers."""
     # With BN right after, the conv bias is redundant: BN subtracts the batch
     # mean (cancelling any constant) and its beta plays the bias's role.
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=not spec.hidden_bn)
+    conv = conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=not spec.hidden_bn)
     layers: list[tuple[str, nn.Module]] = [("conv", conv)]
     if spec.hidden_bn:
         layers.append(("bn", spec.norm(out_channels, 2, "hidden")))

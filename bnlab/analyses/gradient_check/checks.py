@@ -39,7 +39,8 @@ from bnlab.data.catalog import display_name
 from bnlab.data.prepared import load_prepared
 from bnlab.data.subsets import stratified_subset
 from bnlab.models import create_model
-from bnlab.models.bnlab_bn import BatchNormFunction, BnlabBatchNorm1d, BnlabBatchNorm2d, _per_channel, _reduce_dims
+from bnlab.models.bnlab_bn import (BatchNormFunction, BnlabBatchNorm1d, BnlabBatchNorm2d, _per_channel,
+                                   batch_norm_backward)
 from bnlab.models.layers import BN_KIND_ATTR
 from bnlab.runfolder import write_json
 
@@ -196,13 +197,7 @@ def check_network(bn_impl: str = "bnlab", widths: Sequence[int] = (50, 50), n: i
 
 def _backward_without_xhat_term(ctx, grad_y, _grad_mean, _grad_var):
     """BatchNormFunction.backward with the - x_hat * dgamma term of dx dropped (the variance path)."""
-    x_hat, inv_std, weight = ctx.saved_tensors
-    dims = _reduce_dims(x_hat)
-    m = x_hat.numel() // x_hat.shape[1]
-    dbeta = grad_y.sum(dim=dims)
-    dgamma = (grad_y * x_hat).sum(dim=dims)
-    dx = _per_channel(weight * inv_std / m, x_hat) * (m * grad_y - _per_channel(dbeta, x_hat))
-    return dx, dgamma, dbeta, None
+    return batch_norm_backward(ctx, grad_y, variance_path=False)
 
 
 @contextlib.contextmanager
