@@ -143,7 +143,7 @@ class OneChannelConv2d(nn.Conv2d):
         return super().forward(x)
 
 
-def conv2d(in_channels: int, out_channels: int, kernel_size: int, *, padding: int, bias: bool) -> nn.Conv2d:
+def hidden_conv(in_channels: int, out_channels: int, kernel_size: int, *, padding: int, bias: bool) -> nn.Conv2d:
     """A hidden conv layer: OneChannelConv2d on one input channel (its CPU input gradient), else nn.Conv2d."""
     cls = OneChannelConv2d if in_channels == 1 else nn.Conv2d
     return cls(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
@@ -227,7 +227,7 @@ def conv_block(
     """Hidden conv -> [BN] -> activation. No dropout: the seeds drop only before FC layers."""
     # With BN right after, the conv bias is redundant: BN subtracts the batch
     # mean (cancelling any constant) and its beta plays the bias's role.
-    conv = conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=not spec.hidden_bn)
+    conv = hidden_conv(in_channels, out_channels, kernel_size, padding=padding, bias=not spec.hidden_bn)
     layers: list[tuple[str, nn.Module]] = [("conv", conv)]
     if spec.hidden_bn:
         layers.append(("bn", spec.norm(out_channels, 2, "hidden")))
