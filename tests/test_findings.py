@@ -93,9 +93,9 @@ def test_seeds_split_between_trained_and_chance_are_given_per_seed_not_averaged(
     row = summary.iloc[0]
     assert row["n_chance"] == 1
     cells = summary_table(summary, runs=runs)["rows"][0]["cells"]
-    assert cells[4] == "96.6, 97.3; 11.3 at chance"  # test acc %: not the mean 68.4 ± 49.4
+    assert cells[4] == "96.6, 97.3; 11.3 (ended at chance)"  # test acc %: not the mean 68.4 ± 49.4
     assert split_findings(summary, runs) == [
-        "bn=hidden, lr=0.5: the seeds split, 2 of 3 trained (test accuracy 96.6%, 97.3%) and 1 stayed at chance "
+        "bn=hidden, lr=0.5: the seeds split, 2 of 3 trained (test accuracy 96.6%, 97.3%) and 1 ended at chance "
         "(seed 2); its means are not a result of either kind."]
     # the third seed trained as well: a mean and its sd, no split
     all_trained = split_runs(0.970)

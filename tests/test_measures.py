@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 
 from bnlab.analyses import resolve_study_analyses, run_analysis
-from bnlab.analyses.consistency import check_study
+from bnlab.analyses.consistency import check_study, check_summary
 from bnlab.analyses.consistency import main as consistency_main
 from bnlab.analyses.measures import MEASURES, name
 from bnlab.analyses.summary import SUMMARY_METRICS
 from bnlab.config import build_plan
+from bnlab.runfolder import read_json
 from tests.test_comparisons import PAIR, study_with, write_runs
 
 VALUES = {("none", 0): (0.91, 0.880, 0.30, 0.41), ("none", 1): (0.93, 0.874, 0.28, 0.43),
@@ -99,3 +100,25 @@ def test_the_check_runs_over_a_results_folder(built, capsys):
     facts.loc[0, "value"] = 7.0
     facts.to_csv(folder / "summary" / "facts.csv", index=False)
     assert consistency_main(["--results", str(folder.parent.parent)]) == 1
+
+
+def test_a_split_cell_is_checked_run_by_run(tmp_path):
+    """A cell whose seeds split prints each run's value, not a mean: each is checked against the facts, and a
+    changed run of it is found."""
+    study = with_expectations(study_with(PAIR, seeds=(0, 1, 2)))
+    stuck = {**VALUES, ("none", 0): (0.11, 0.09, 2.3, 2.3)}  # digits: at chance below 1/10 + 5 points
+    write_runs(tmp_path, study, stuck)
+    run_analysis(study, "summary", results=tmp_path)
+    folder = tmp_path / "studies" / "s"
+    row = next(r for r in read_json(folder / "summary" / "fragment.json")["tables"][0]["rows"]
+               if r["cells"][0] == "bn=none")
+    assert "87.4, 86.9; 9.0 (ended at chance)" in row["cells"]
+    checked, problems = check_summary(pd.read_csv(folder / "summary" / "facts.csv"), folder)
+    assert problems == []
+    facts = pd.read_csv(folder / "summary" / "facts.csv")
+    hit = (facts.measure == "final_test_acc") & (facts.cell == "bn=none") & (facts.seed == 2)
+    facts.loc[hit, "value"] = 0.5
+    again, found = check_summary(facts, folder)
+    assert again == checked and found == [
+        "summary.csv bn=none final_test_acc: 0.611 != 0.488",
+        "summary table bn=none final_test_acc: 87.4, 86.9; 9.0 (ended at chance) != the runs' 9.0, 50.0, 87.4"]

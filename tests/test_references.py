@@ -109,7 +109,7 @@ def test_seeds_split_between_trained_and_chance_are_said_beside_the_median():
     split = reference_verdict(ref, [0.9705, 0.1135, 0.1135], [], chance=0.15)
     assert split["verdict"] == "outside" and split["ours"] == pytest.approx(0.1135)
     assert split["reason"].endswith("; the seeds split: 1 of 3 trained (97.05%; 1 inside the band), "
-                                    "2 stayed at chance")
+                                    "2 ended at chance")
     # every seed trained: no split to report
     assert "split" not in reference_verdict(ref, [0.9705, 0.97, 0.975], [], chance=0.15)["reason"]
 

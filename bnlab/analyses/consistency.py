@@ -41,8 +41,24 @@ def _finished_mean(facts: pd.DataFrame, measure: str, cell: str) -> float:
     return float(values.mean()) if len(values) else math.nan
 
 
+# A summary cell whose seeds split (summary.split_text): "96.6, 94.1; 11.3 (ended at chance)".
+SPLIT_CELL = re.compile(r"^(?P<trained>[\d., ]*); (?P<chance>[\d., ]*) \(ended at chance\)$")
+
+
+def _check_split(facts: pd.DataFrame, measure: str, label: str, cell: str, split: re.Match) -> tuple[int, list[str]]:
+    """Each per-run value of a split cell (in %, at its printed precision) is a finished run's fact, one for one."""
+    printed = sorted(float(v) for part in (split["trained"], split["chance"]) for v in part.split(", ") if v)
+    values = facts[(facts.measure == measure) & (facts.cell == label) & (facts.status == "ok")].value.dropna()
+    runs = sorted(100 * float(v) for v in values)
+    if len(printed) != len(runs) or any(abs(a - b) > 0.05 + TOLERANCE for a, b in zip(printed, runs)):
+        return len(printed), [f"summary table {label} {measure}: {cell} != the runs' "
+                              f"{', '.join(f'{v:.1f}' for v in runs)}"]
+    return len(printed), []
+
+
 def check_summary(facts: pd.DataFrame, folder: Path) -> tuple[int, list[str]]:
-    """summary.csv's means, and the accuracy cells of the summary table as printed (at their precision)."""
+    """summary.csv's means, and the accuracy cells of the summary table as printed (at their precision): a
+    mean, or where the cell's seeds split, each run's value."""
     checked, problems = 0, []
     summary = pd.read_csv(folder / "summary" / "summary.csv")
     for column, short in SUMMARY_METRICS:
@@ -58,6 +74,12 @@ def check_summary(facts: pd.DataFrame, folder: Path) -> tuple[int, list[str]]:
         label = row["cells"][0]
         for column in ("best_val_acc", "final_train_acc", "final_test_acc"):
             cell = row["cells"][header.index(MEASURES[column].short)]
+            split = SPLIT_CELL.match(cell)
+            if split:  # per run, not a mean (summary.split_text)
+                n, problem = _check_split(facts, column, label, cell, split)
+                checked += n
+                problems += problem
+                continue
             printed = re.match(r"[\d.]+", cell)
             mean = _finished_mean(facts, column, label)
             if printed is None or math.isnan(mean):

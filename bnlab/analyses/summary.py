@@ -47,7 +47,7 @@ def at_chance(ok: pd.DataFrame) -> pd.Series:
 
 
 def is_split(row) -> bool:
-    """Some finished runs of the cell trained and some stayed at chance."""
+    """Some finished runs of the cell trained and some ended at chance."""
     n_ok = int(row["n"]) - int(row["n_diverged"])
     return 0 < int(row.get("n_chance", 0) or 0) < n_ok
 
@@ -57,12 +57,14 @@ def _finished(runs: pd.DataFrame, label: str) -> pd.DataFrame:
 
 
 def split_text(cell: pd.DataFrame, column: str) -> str:
-    """'96.6, 97.3; 11.4 at chance': a cell's finished runs, those that trained, then those at chance (in %)."""
+    """'96.6, 97.3; 11.4 (ended at chance)': a cell's finished runs, those that trained, then those that ended
+    at chance by their final test accuracy (in %). In another column a run that ended at chance may show a high
+    value (a best validation accuracy it reached before it collapsed): the marker says which run it is."""
     stuck = at_chance(cell)
     values = pd.to_numeric(cell[column], errors="coerce")
     trained = ", ".join(f"{100 * v:.1f}" for v in values[~stuck].dropna())
     chance = ", ".join(f"{100 * v:.1f}" for v in values[stuck].dropna())
-    return f"{trained}; {chance} at chance"
+    return f"{trained}; {chance} (ended at chance)"
 
 
 def split_findings(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
@@ -77,7 +79,7 @@ def split_findings(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
         seeds = sorted(int(s) for s in cell.seed[stuck])
         sentences.append(
             f"{r['label']}: the seeds split, {len(trained)} of {len(cell)} trained (test accuracy "
-            f"{', '.join(_pct(v) for v in trained)}) and {len(seeds)} stayed at chance "
+            f"{', '.join(_pct(v) for v in trained)}) and {len(seeds)} ended at chance "
             f"(seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}); its means are not "
             "a result of either kind.")
     return sentences
@@ -253,8 +255,9 @@ def summary_table(summary: pd.DataFrame, note: str = "", runs: pd.DataFrame | No
                "diverged/runs counts the runs whose loss became non-finite; train acc and train loss are over the "
                "training batches since the last evaluation, in training mode; train s = training seconds, timed while "
                "other jobs shared the machine: a cost of this run, not a comparison of methods). Where some "
-               "seeds of a setting trained and others stayed at chance (final test accuracy at most 1/classes + 5 "
-               "points), its accuracies are per seed, trained first, then those at chance: a mean would be neither."
+               "seeds of a setting trained and others ended at chance (final test accuracy at most 1/classes + 5 "
+               "points), its accuracies are per seed, trained first, then those that ended at chance, marked: a "
+               "mean would be neither."
                + (f" {note}" if note else ""))
     return table(caption, header=SUMMARY_HEADER, rows=rows, diverged=diverged)
 
@@ -332,7 +335,7 @@ def reference_verdict(ref: dict, values: list[float], setting_gaps: list[str], c
             inside = sum(band[0] <= v <= band[1] for v in trained)
             reason += (f"; the seeds split: {len(trained)} of {len(values)} trained "
                        f"({', '.join(metric_text(metric, v) for v in trained)}; {inside} inside the band), "
-                       f"{len(values) - len(trained)} stayed at chance")
+                       f"{len(values) - len(trained)} ended at chance")
     caveat = (ref.get("caveat") or "").strip() if verdict == "outside" else ""  # what may explain a miss
     return {"what": ref["what"], "verdict": verdict, "why_not_scored": why, "ours": ours, "band": band,
             "reason": reason, "gap": gap, "caveat": caveat, "metric": metric, "published": ref["published"],
