@@ -29,7 +29,7 @@ def _reduce_dims(x: Tensor) -> tuple[int, ...]:
 
 def _per_channel(v: Tensor, x: Tensor) -> Tensor:
     """(C,) -> (1, C, 1, ...) broadcastable against x."""
-    return v.reshape(1, -1, *([1] * (x.dim() - 2)))
+    return DimsLayout(x).expand(v)
 
 
 # Up to this many channels a channels-last input is normalised on its rows (RowsLayout): LeNet-5's first
@@ -93,12 +93,15 @@ class RowsLayout:
         return v.repeat(self.shape[3])
 
 
+def on_rows(x: Tensor) -> bool:
+    """x is summed on its rows: a channels-last 4-D tensor of at most ROWS_MAX_CHANNELS channels."""
+    return (x.dim() == 4 and x.shape[1] <= ROWS_MAX_CHANNELS and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last))
+
+
 def channel_layout(x: Tensor) -> DimsLayout | RowsLayout:
-    """RowsLayout for a channels-last 4-D x of at most ROWS_MAX_CHANNELS channels, else DimsLayout."""
-    if x.dim() == 4 and x.shape[1] <= ROWS_MAX_CHANNELS and not x.is_contiguous() \
-            and x.is_contiguous(memory_format=torch.channels_last):
-        return RowsLayout(x)
-    return DimsLayout(x)
+    """RowsLayout where on_rows(x), else DimsLayout."""
+    return RowsLayout(x) if on_rows(x) else DimsLayout(x)
 
 
 class BatchNormFunction(torch.autograd.Function):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .bnlab_bn import RowsLayout, bnlab_batch_norm, channel_layout, normalise_eval, normalise_training
+from .bnlab_bn import bnlab_batch_norm, normalise_eval, normalise_training, on_rows
 
 BN_PLACEMENTS = ("none", "hidden", "input+hidden")
 
@@ -55,8 +55,7 @@ class RowsBatchNorm2d(nn.BatchNorm2d):
 
     def _on_rows(self, x: torch.Tensor) -> bool:
         return (x.device.type == "cpu" and self.affine and self.track_running_stats
-                and not torch._C._are_functorch_transforms_active()
-                and isinstance(channel_layout(x), RowsLayout))
+                and not torch._C._are_functorch_transforms_active() and on_rows(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._on_rows(x):
@@ -131,14 +130,14 @@ class OneChannelConv2d(nn.Conv2d):
     """
 
     def _depthwise_grad(self, x: torch.Tensor) -> bool:
-        return (x.requires_grad and x.device.type == "cpu" and self.groups == 1
+        return (x.requires_grad and x.dim() == 4 and x.device.type == "cpu" and self.groups == 1
                 and self.stride == (1, 1) and self.dilation == (1, 1) and self.padding_mode == "zeros"
                 and isinstance(self.padding, tuple)
                 and all(p <= k - 1 for p, k in zip(self.padding, self.kernel_size))
                 and not torch._C._are_functorch_transforms_active())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4 and x.shape[1] == 1 and self._depthwise_grad(x):
+        if self._depthwise_grad(x):
             return _DepthwiseInputGradConv.apply(x, self.weight, self.bias, self.padding)
         return super().forward(x)
 
